@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, engine set-up, repositories. The schema changes only by alembic."""
