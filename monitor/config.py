@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
-from probes.specs import TargetSpec
+from probes.specs import HttpTarget, TargetSpec
 
 SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 _SITE_ID_RE = re.compile(SITE_ID_PATTERN)
@@ -32,6 +42,101 @@ class ConfigError(Exception):
         self.messages = messages
 
 
+KeyPath = tuple[str | int, ...]
+"""A key path into the configuration: mapping keys and list indexes, e.g. ``("sites", "lpq")``."""
+
+Problem = tuple[KeyPath, str]
+"""One problem a validator found: where (relative to the validated object) and what."""
+
+
+class ProblemsAt(ValueError):
+    """Raise from a validator to report problems below the object it validates.
+
+    ``problems`` holds ``(key path relative to the validated object, message)`` pairs, so the
+    loader can point each message at the line of that key rather than at the object.
+    ``str()`` joins ``dotted.path: message`` pairs with "; ", for code that builds a config
+    without the loader.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(_relative(path, msg) for path, msg in self.problems))
+
+
+def _relative(path: KeyPath, message: str) -> str:
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return f"{text}: {message}" if text else message
+
+
+def token_source_problems(has_token: bool, has_token_env: bool) -> list[Problem]:
+    """Return the problem with a site's upload token source: exactly one must be given.
+
+    Paths are relative to the site. Shared by :class:`SiteConfig` and the loader, which runs
+    it on the raw file when other errors stop pydantic from reaching this check.
+    """
+    if has_token and has_token_env:
+        return [(("token_env",), "give either token or token_env, not both")]
+    if not has_token and not has_token_env:
+        return [((), "no upload token: give token_env (the environment variable) or token")]
+    return []
+
+
+def duplicate_target_id_problems(ids: Sequence[object]) -> list[Problem]:
+    """Return one problem per target whose ``id`` repeats an earlier target's id.
+
+    ``ids`` are the targets' ids in file order (anything that is not a string is skipped);
+    paths are relative to the ``targets`` list: ``(index, "id")``.
+    """
+    seen: dict[str, int] = {}
+    problems: list[Problem] = []
+    for index, target_id in enumerate(ids):
+        if not isinstance(target_id, str):
+            continue
+        if target_id in seen:
+            problems.append(
+                (
+                    (index, "id"),
+                    f"duplicate target id {target_id!r}: target {seen[target_id] + 1} "
+                    "of this site already uses it",
+                )
+            )
+        else:
+            seen[target_id] = index
+    return problems
+
+
+def unknown_link_profile_problems(
+    site_profiles: Mapping[str, object], defined: Iterable[str]
+) -> list[Problem]:
+    """Return one problem per site whose ``link_profile`` names no defined profile.
+
+    ``site_profiles`` maps site id to its ``link_profile`` value (non-strings are skipped);
+    ``defined`` are the profile names known (built-in and the file's). Paths are relative to
+    the whole config: ``("sites", site_id, "link_profile")``.
+    """
+    known = sorted(set(defined))
+    return [
+        (
+            ("sites", site_id, "link_profile"),
+            f"unknown link profile {profile!r}; known: {', '.join(known)}",
+        )
+        for site_id, profile in site_profiles.items()
+        if isinstance(profile, str) and profile not in known
+    ]
+
+
+def _check_site_id(v: str) -> str:
+    if not _SITE_ID_RE.match(v):
+        raise ValueError(
+            f"site id {v!r} must be 1-32 characters of a-z, 0-9, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return v
+
+
+SiteId = Annotated[str, AfterValidator(_check_site_id)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -39,7 +144,7 @@ class _Strict(BaseModel):
 def _check_zone(v: str) -> str:
     try:
         ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"unknown IANA time zone {v!r}") from exc
     return v
 
@@ -123,14 +228,24 @@ class SiteConfig(_Strict):
         classmethod(lambda cls, v: None if v is None else _check_zone(v))
     )
 
+    @field_validator("targets")
+    @classmethod
+    def _target_checks(cls, v: list[TargetSpec]) -> list[TargetSpec]:
+        problems = duplicate_target_id_problems([t.id for t in v])
+        problems += [
+            ((index, "keyword"), "keyword needs method GET: a HEAD response has no body")
+            for index, t in enumerate(v)
+            if isinstance(t, HttpTarget) and t.keyword is not None and t.method == "HEAD"
+        ]
+        if problems:
+            raise ProblemsAt(problems)
+        return v
+
     @model_validator(mode="after")
     def _one_token_source(self) -> SiteConfig:
-        if (self.token is None) == (self.token_env is None):
-            raise ValueError("give exactly one of token or token_env")
-        ids = [t.id for t in self.targets]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"duplicate target id(s): {', '.join(dupes)}")
+        problems = token_source_problems(self.token is not None, self.token_env is not None)
+        if problems:
+            raise ProblemsAt(problems)
         return self
 
     def resolve_token(self) -> str:
@@ -150,29 +265,18 @@ class Config(_Strict):
     server: ServerConfig = ServerConfig()
     agent: AgentConfig = AgentConfig()
     link_profiles: dict[str, LinkProfile] = Field(default_factory=dict)
-    sites: dict[str, SiteConfig] = Field(min_length=1)
+    sites: dict[SiteId, SiteConfig] = Field(min_length=1)
 
     _source: Path | None = PrivateAttr(default=None)
-
-    @field_validator("sites")
-    @classmethod
-    def _site_ids(cls, v: dict[str, SiteConfig]) -> dict[str, SiteConfig]:
-        for site_id in v:
-            if not _SITE_ID_RE.match(site_id):
-                raise ValueError(
-                    f"site id {site_id!r} must be 1-32 characters of a-z, 0-9, '-' or '_'"
-                )
-        return v
+    _source_sha256: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _profiles_exist(self) -> Config:
-        known = self.profiles
-        for site_id, site in self.sites.items():
-            if site.link_profile not in known:
-                raise ValueError(
-                    f"sites.{site_id}.link_profile: unknown link profile {site.link_profile!r}; "
-                    f"known: {', '.join(sorted(known))}"
-                )
+        problems = unknown_link_profile_problems(
+            {site_id: site.link_profile for site_id, site in self.sites.items()}, self.profiles
+        )
+        if problems:
+            raise ProblemsAt(problems)
         return self
 
     @property
@@ -191,3 +295,8 @@ class Config(_Strict):
     def source(self) -> Path | None:
         """The file this config was read from, if any."""
         return self._source
+
+    @property
+    def source_sha256(self) -> str | None:
+        """The SHA-256 (hex) of the exact bytes this config was read from, if read from a file."""
+        return self._source_sha256
