@@ -1,0 +1,226 @@
+"""Run a site's agent: open the ICMP engine and the spool, schedule probes, upload results.
+
+Spool file: ``AgentConfig.spool_path`` when set (a relative path is relative to the working
+directory), else ``linkwatch-spool-<site>.db`` in ``data_dir`` (default: the working
+directory).
+
+Stopping: SIGINT or SIGTERM (or the ``stop`` event) ends scheduling; rounds in flight get a
+few seconds to finish and are spooled; then one final upload runs for at most
+``FINAL_UPLOAD_S`` seconds, and the spool is closed. What was not uploaded waits in the
+spool for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from monitor.agent.clock import AgentClock, SystemClock
+from monitor.agent.scheduler import ProbeRunner, Scheduler
+from monitor.agent.spool import Spool, SpoolError
+from monitor.agent.uploader import Uploader
+from monitor.config import Config, ConfigError
+from probes.context import ProbeContext
+
+if TYPE_CHECKING:
+    from probes.icmp.engine import IcmpEngine
+
+log = logging.getLogger("linkwatch.agent")
+
+FINAL_UPLOAD_S = 5.0
+
+
+def default_spool_path(config: Config, site_id: str, data_dir: Path | None = None) -> Path:
+    """Return the spool file of ``site_id``: ``agent.spool_path`` if set, else
+    ``<data_dir or working dir>/linkwatch-spool-<site>.db``."""
+    configured = config.site_agent(site_id).spool_path
+    if configured:
+        return Path(configured)
+    return (data_dir or Path.cwd()) / f"linkwatch-spool-{site_id}.db"
+
+
+async def open_probe_context() -> tuple[ProbeContext, IcmpEngine | None]:
+    """Open the agent-wide ICMP engine; return the probe context and the engine to close.
+
+    When the engine cannot be opened (no ICMP socket permission, no ICMP on this host, any
+    OS error) the context carries ``icmp=None`` and the engine's sentence, ICMP targets
+    report ERROR with it, one warning is logged, and other probes keep running; the engine
+    returned is then ``None``.
+    """
+    try:
+        from probes.icmp.engine import IcmpEngine
+        from probes.icmp.errors import IcmpEngineError
+    except ImportError as exc:
+        return _icmp_disabled(f"the ICMP engine is not available in this build ({exc})")
+    try:
+        engine = await IcmpEngine.open()
+    except (IcmpEngineError, OSError) as exc:
+        return _icmp_disabled(str(exc) or type(exc).__name__)
+    return ProbeContext(icmp=engine), engine
+
+
+def _icmp_disabled(reason: str) -> tuple[ProbeContext, None]:
+    log.warning("ICMP disabled: %s; other probes keep running", reason)
+    return ProbeContext(icmp=None, icmp_error=reason), None
+
+
+async def run_agent(
+    config: Config,
+    site_id: str,
+    *,
+    spool_path: Path | None = None,
+    stop: asyncio.Event | None = None,
+    clock: AgentClock | None = None,
+    run_probe: ProbeRunner | None = None,
+    data_dir: Path | None = None,
+) -> None:
+    """Run the agent of ``site_id`` until ``stop`` is set (or SIGINT/SIGTERM without one).
+
+    Args:
+        config: the validated configuration.
+        site_id: a key of ``config.sites``.
+        spool_path: the spool file; ``None`` means :func:`default_spool_path`.
+        stop: set it to stop; ``None`` means one set by SIGINT/SIGTERM.
+        clock: the clock seam; ``None`` means the system clock.
+        run_probe: the probe runner seam; ``None`` means ``probes.run_probe``.
+        data_dir: the folder of the default spool file; ``None`` means the working dir.
+
+    Raises:
+        ConfigError: unknown site, or its token cannot be resolved.
+        SpoolError: the spool file cannot be opened.
+    """
+    if site_id not in config.sites:
+        raise ConfigError([f"unknown site {site_id!r}; the config has: {', '.join(config.sites)}"])
+    token = config.sites[site_id].resolve_token()
+    path = spool_path or default_spool_path(config, site_id, data_dir)
+    clock = clock or SystemClock()
+    stop = stop or _signal_stop()
+
+    spool = await asyncio.to_thread(Spool, path)
+    try:
+        await _run_with_spool(config, site_id, spool, path, token, stop, clock, run_probe)
+    finally:
+        counts = await asyncio.to_thread(spool.counts)
+        await asyncio.to_thread(spool.close)
+        log.info(
+            "agent for site %s stopped: %d result(s) left in the spool, %d dropped in total",
+            site_id,
+            counts.backlog,
+            counts.dropped_total,
+        )
+
+
+async def _run_with_spool(
+    config: Config,
+    site_id: str,
+    spool: Spool,
+    path: Path,
+    token: str,
+    stop: asyncio.Event,
+    clock: AgentClock,
+    run_probe: ProbeRunner | None,
+) -> None:
+    site = config.sites[site_id]
+    settings = config.site_agent(site_id)
+    ctx, engine = await open_probe_context()
+    uploader = Uploader(
+        spool,
+        site_id=site_id,
+        server_url=config.server.agent_url,
+        token=token,
+        batch_max_results=settings.batch_max_results,
+        upload_interval_s=settings.upload_interval_s,
+        retry_max_s=settings.retry_max_s,
+        upload_timeout_s=settings.upload_timeout_s,
+        clock=clock,
+    )
+    try:
+        scheduler = Scheduler(
+            site_id,
+            site.targets,
+            spool,
+            ctx,
+            max_concurrency=settings.max_concurrency,
+            run_probe=run_probe,
+            clock=clock,
+            on_result=lambda _result: uploader.note_spooled(),
+        )
+        log.info(
+            "agent for site %s started: %d target(s), spool %s (%d result(s) waiting), server %s",
+            site_id,
+            len(site.targets),
+            path,
+            spool.backlog(),
+            uploader.url,
+        )
+        upload_task = asyncio.create_task(uploader.run(stop), name="uploader")
+        try:
+            await scheduler.run(stop)
+        finally:
+            stop.set()
+            await upload_task
+        await uploader.flush(FINAL_UPLOAD_S)
+    finally:
+        await uploader.aclose()
+        if engine is not None:
+            engine.close()
+
+
+def _signal_stop() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def main_agent(
+    config: Config | Path | str,
+    site_id: str,
+    duration_s: float | None = None,
+    *,
+    data_dir: Path | None = None,
+) -> int:
+    """Run the agent from the command line; return the exit code.
+
+    ``config`` is a loaded :class:`Config` or the path of the YAML file. Runs until SIGINT
+    or SIGTERM, or for ``duration_s`` seconds. Exit codes: 0 after a clean stop, 2 for a
+    configuration problem, 1 when the spool cannot be used. Errors are one sentence on the
+    log, never a traceback.
+    """
+    if isinstance(config, Config):
+        loaded = config
+    else:
+        from monitor.config_loader import load_config
+
+        try:
+            loaded = load_config(Path(config))
+        except ConfigError as exc:
+            for line in exc.messages:
+                log.error("%s", line)
+            return 2
+
+    # One line per upload from httpx at INFO would drown the agent's own events.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    async def _main() -> None:
+        stop = _signal_stop()
+        if duration_s is not None:
+            asyncio.get_running_loop().call_later(duration_s, stop.set)
+        await run_agent(loaded, site_id, stop=stop, data_dir=data_dir)
+
+    try:
+        asyncio.run(_main())
+    except ConfigError as exc:
+        for line in exc.messages:
+            log.error("%s", line)
+        return 2
+    except SpoolError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
