@@ -23,7 +23,7 @@ _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 class ResultIn(BaseModel):
     """One probe round as uploaded: the probe's record plus where and when it was measured."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     result_id: str = Field(pattern=_UUID, description="UUID made by the agent; idempotency key")
     target_id: str = Field(pattern=TARGET_ID_PATTERN)
@@ -74,7 +74,7 @@ class ResultIn(BaseModel):
 class BatchIn(BaseModel):
     """A batch of results from one site's agent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     batch_id: str = Field(pattern=_UUID)
     site_id: str = Field(description="Must match the site the bearer token belongs to.")

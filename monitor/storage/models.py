@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -64,7 +64,10 @@ BigIntPk = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
 
 
 class Site(Base):
@@ -86,9 +89,7 @@ class Target(Base):
     """A target as seen from one site, mirrored from the configuration at server start."""
 
     __tablename__ = "targets"
-    __table_args__ = (
-        ForeignKeyConstraint(["site_id"], ["sites.site_id"], ondelete="CASCADE"),
-    )
+    __table_args__ = (ForeignKeyConstraint(["site_id"], ["sites.site_id"], ondelete="CASCADE"),)
 
     site_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     target_id: Mapped[str] = mapped_column(String(63), primary_key=True)
@@ -148,7 +149,15 @@ class Batch(Base):
 
 
 class SiteAgent(Base):
-    """What the server knows of a site's agent: when it last uploaded, its clock offset."""
+    """What the server knows of a site's agent: when it last uploaded, its clock offset.
+
+    ``last_upload_at`` is the server's clock at the last accepted batch;
+    ``last_measured_at`` the newest ``measured_at`` ever uploaded (agent clock);
+    ``clock_offset_s`` = server clock minus the agent's ``agent_sent_at`` at the last upload,
+    seconds (positive: the agent's clock is behind; includes the upload's transit time);
+    ``uploads`` counts accepted batches (resent ones included); ``results_stored`` counts
+    results stored new (a resent result is not counted twice).
+    """
 
     __tablename__ = "site_agents"
 
@@ -157,3 +166,4 @@ class SiteAgent(Base):
     last_measured_at: Mapped[datetime | None]
     clock_offset_s: Mapped[float | None] = mapped_column(Float)
     uploads: Mapped[int] = mapped_column(BigInteger, default=0)
+    results_stored: Mapped[int] = mapped_column(BigInteger, default=0)
