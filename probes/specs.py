@@ -20,7 +20,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-
 IpFamily = Literal["ipv4", "ipv6", "prefer_ipv6", "prefer_ipv4"]
 
 
@@ -99,6 +98,4 @@ class DnsTarget(_TargetBase):
     expect_rcode: Literal["NOERROR", "NXDOMAIN"] = "NOERROR"
 
 
-TargetSpec = Annotated[
-    IcmpTarget | TcpTarget | HttpTarget | DnsTarget, Field(discriminator="kind")
-]
+TargetSpec = Annotated[IcmpTarget | TcpTarget | HttpTarget | DnsTarget, Field(discriminator="kind")]

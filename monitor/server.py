@@ -1,0 +1,45 @@
+"""Run the central service under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from monitor.config import Config
+
+log = logging.getLogger("linkwatch.server")
+
+
+def run_server(config: Config, *, host: str | None = None, port: int | None = None) -> int:
+    """Serve the app for ``config`` until SIGINT/SIGTERM; return the exit code.
+
+    The schema is never created here: if the database is not at the alembic head the
+    service still starts, logs how to fix it, and ``/readyz`` answers 503 until it is.
+    """
+    from api.app import create_app
+    from monitor.storage.db import make_engine
+    from monitor.storage.migrate import is_at_head
+
+    engine = make_engine(config.server.database_url)
+    try:
+        if not is_at_head(engine):
+            log.error(
+                "database schema is not at the newest revision; run "
+                "`linkwatch db upgrade --config FILE` (the service reports not ready until then)"
+            )
+    except Exception as exc:  # database down: start anyway, /readyz tells
+        log.error("database not reachable at start: %s", exc)
+    app = create_app(config, engine=engine)
+    uv_config = uvicorn.Config(
+        app,
+        host=host or config.server.host,
+        port=port or config.server.port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(uv_config)
+    server.run()
+    engine.dispose()
+    return 0 if server.started else 1
