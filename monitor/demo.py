@@ -6,7 +6,7 @@ the status-page URL, and runs until stopped or for ``--duration`` seconds.
 
 Every target is on loopback: ICMP to 127.0.0.0/8 addresses, TCP and HTTP to the server's own
 port, DNS to the responder. The responder delays each site's answer by that site's assumed
-link RTT (SITES.md), so the status page shows a fibre post and a satellite post side by side.
+link RTT (docs/sites.md), so the status page shows a fibre post and a satellite post side by side.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ log = logging.getLogger("linkwatch.demo")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SITES_FILE = REPO_ROOT / "examples" / "lao-border.yaml"
 DEMO_ZONE = "demo.linkwatch."
-# Assumed one-way-and-back delays for the DNS answer, by link profile (SITES.md, rounded).
+# Assumed one-way-and-back delays for the DNS answer, by link profile (docs/sites.md, rounded).
 PROFILE_DELAY_S = {"lan": 0.001, "fibre": 0.012, "4g": 0.045, "3g": 0.12, "vsat": 0.6}
 
 

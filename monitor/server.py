@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import uvicorn
 
-from monitor.config import Config
+from monitor.config import Config, ConfigError
 
 log = logging.getLogger("linkwatch.server")
 
@@ -18,9 +19,16 @@ def run_server(config: Config, *, host: str | None = None, port: int | None = No
     service still starts, logs how to fix it, and ``/readyz`` answers 503 until it is.
     """
     from api.app import create_app
+    from api.auth import SiteTokens
     from monitor.storage.db import make_engine
     from monitor.storage.migrate import is_at_head
 
+    try:
+        SiteTokens.from_config(config)  # every site's token is known before anything starts
+    except ConfigError as exc:
+        for line in exc.messages:
+            print(f"linkwatch: {line}", file=sys.stderr)
+        return 2
     engine = make_engine(config.server.database_url)
     try:
         if not is_at_head(engine):
@@ -30,7 +38,13 @@ def run_server(config: Config, *, host: str | None = None, port: int | None = No
             )
     except Exception as exc:  # database down: start anyway, /readyz tells
         log.error("database not reachable at start: %s", exc)
-    app = create_app(config, engine=engine)
+    try:
+        app = create_app(config, engine=engine)
+    except ConfigError as exc:
+        for line in exc.messages:
+            print(f"linkwatch: {line}", file=sys.stderr)
+        engine.dispose()
+        return 2
     uv_config = uvicorn.Config(
         app,
         host=host or config.server.host,
