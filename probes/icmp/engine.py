@@ -15,9 +15,10 @@ duplicate rather than a new reply, and a reply after the timeout is loss, never 
 
 ICMP errors (destination unreachable, time exceeded) are matched through the request they
 quote and reported as loss with the reason and the reporting router. RTTs use a monotonic
-send time and the kernel's receive timestamp (see :mod:`probes.icmp.receive`); one sender task
-paces every send engine-wide (``max_send_rate_pps``, :mod:`probes.icmp.sender`), each round
-spaces its own requests (``spacing_s``).
+send time and the kernel's receive timestamp (see :mod:`probes.icmp.receive`); a round hands
+its requests, with their due times (``spacing_s`` apart), to the one sender, which sends
+them when due and paces every send engine-wide (``max_send_rate_pps``,
+:mod:`probes.icmp.sender`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import asyncio
 import random
 import secrets
 import socket
+import struct
 import time
 from dataclasses import dataclass
 
@@ -34,7 +36,7 @@ from probes.icmp.errors import (
     IcmpFamilyUnavailableError,
     IcmpPermissionError,
 )
-from probes.icmp.packets import TOKEN_BYTES, EchoReply, ErrorReport, parse_message
+from probes.icmp.packets import ECHO_REPLY, TOKEN_BYTES, ErrorReport, parse_message
 from probes.icmp.receive import (
     ANCILLARY_BYTES,
     ERRQUEUE_ANCILLARY_BYTES,
@@ -42,6 +44,7 @@ from probes.icmp.receive import (
     parse_queued_error,
     read_ancillary,
     receive_rtt_ns,
+    wall_minus_monotonic_ns,
 )
 from probes.icmp.rounds import (
     PendingRequest,
@@ -61,6 +64,7 @@ from probes.icmp.sockets import (
 from probes.icmp.stats import summarize
 
 _RECV_BYTES = 4096
+_ID_SEQ = struct.Struct("!HH")
 _MAX_READS_PER_WAKE = 512
 _LATE_GRACE_S = 2.0
 _MAX_PAYLOAD_BYTES = 65_000
@@ -304,12 +308,8 @@ class IcmpEngine:
         rnd = RoundState(count, loop.create_future())
         timeout_ns = round(timeout_s * 1e9)
         requests: list[PendingRequest] = []
-        start_s = loop.time()
         try:
             for index in range(count):
-                delay_s = start_s + index * spacing_s - loop.time()
-                if delay_s > 0:
-                    await asyncio.sleep(delay_s)
                 seq = self._free_sequence(key_address, endpoint.ident)
                 token = self._rng.getrandbits(8 * TOKEN_BYTES).to_bytes(TOKEN_BYTES, "big")
                 request = PendingRequest(
@@ -317,7 +317,7 @@ class IcmpEngine:
                 )
                 self._pending[(key_address, endpoint.ident, seq)] = request
                 requests.append(request)
-                self._sender.enqueue(request)
+            self._sender.schedule(requests, loop.time(), spacing_s)
             await rnd.done
         finally:
             rnd.closed = True
@@ -355,6 +355,10 @@ class IcmpEngine:
         Raises:
             IcmpEngineError: all 65536 are in flight to that address.
         """
+        seq = self._next_seq
+        if (address, ident, seq) not in self._pending:  # nearly always
+            self._next_seq = (seq + 1) & 0xFFFF
+            return seq
         for _ in range(0x10000):
             seq = self._next_seq
             self._next_seq = (seq + 1) & 0xFFFF
@@ -388,6 +392,8 @@ class IcmpEngine:
 
     def _on_readable(self, endpoint: IcmpSocket) -> None:
         sock = endpoint.sock
+        reply_type = ECHO_REPLY[endpoint.version]
+        wall_offset_ns = wall_minus_monotonic_ns()
         for _ in range(_MAX_READS_PER_WAKE):
             try:
                 data, ancdata, _flags, source = sock.recvmsg(_RECV_BYTES, ANCILLARY_BYTES)
@@ -396,15 +402,26 @@ class IcmpEngine:
             except OSError:
                 self._socket_errors += 1  # an error the kernel parked on the socket itself
                 continue
-            realtime_now_ns = time.time_ns()
             monotonic_now_ns = time.monotonic_ns()
             stamp_ns, drops = read_ancillary(ancdata)
             if drops is not None:
                 self._drops[endpoint.version] = drops
+            # Fast path for echo replies (nearly every packet): no parse record per packet.
+            at = (data[0] & 0x0F) * 4 if endpoint.has_ip_header and data else 0
+            if len(data) >= at + 8 and data[at] == reply_type:
+                ident, seq = _ID_SEQ.unpack_from(data, at + 4)
+                self._on_reply(
+                    source[0],
+                    ident,
+                    seq,
+                    data[at + 8 : at + 8 + TOKEN_BYTES],
+                    stamp_ns,
+                    monotonic_now_ns,
+                    monotonic_now_ns + wall_offset_ns,
+                )
+                continue
             message = parse_message(endpoint.version, data, has_ip_header=endpoint.has_ip_header)
-            if isinstance(message, EchoReply):
-                self._on_reply(str(source[0]), message, stamp_ns, monotonic_now_ns, realtime_now_ns)
-            elif isinstance(message, ErrorReport):
+            if isinstance(message, ErrorReport):
                 self._on_error(message, str(source[0]))
         if endpoint.mode is IcmpMode.DGRAM:
             self._drain_error_queue(endpoint)
@@ -412,13 +429,15 @@ class IcmpEngine:
     def _on_reply(
         self,
         source: str,
-        reply: EchoReply,
+        ident: int,
+        seq: int,
+        token: bytes,
         stamp_ns: int | None,
         monotonic_now_ns: int,
         realtime_now_ns: int,
     ) -> None:
-        request = self._pending.get((source, reply.ident, reply.seq))
-        if request is None or reply.token != request.token:
+        request = self._pending.get((source, ident, seq))
+        if request is None or token != request.token:
             self._stray_replies += 1
             return
         rnd = request.round

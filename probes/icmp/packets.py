@@ -27,6 +27,7 @@ TIME_EXCEEDED = {4: 11, 6: 3}
 
 _HEADER = struct.Struct("!BBHHH")
 _ID_SEQ = struct.Struct("!HH")
+_TOKEN_WORDS = struct.Struct(f"!{TOKEN_BYTES // 2}H")
 
 _UNREACHABLE_V4 = {
     0: "network unreachable",
@@ -89,11 +90,17 @@ def build_echo_request(
     """
     if len(token) != TOKEN_BYTES or payload_bytes < TOKEN_BYTES:
         raise ValueError(f"the payload must hold the {TOKEN_BYTES}-byte token")
-    payload = token + bytes(payload_bytes - TOKEN_BYTES)
-    packet = bytearray(_HEADER.pack(ECHO_REQUEST[version], 0, 0, ident, seq) + payload)
+    icmp_type = ECHO_REQUEST[version]
+    total = 0
     if version == 4:
-        struct.pack_into("=H", packet, 2, checksum(bytes(packet)))
-    return bytes(packet)
+        # RFC 1071 sum of the big-endian 16-bit words: type/code, identifier, sequence and
+        # the token; the zero padding adds nothing (equal to checksum() over the packet).
+        total = (icmp_type << 8) + ident + seq + sum(_TOKEN_WORDS.unpack(token))
+        total = (total >> 16) + (total & 0xFFFF)
+        total = ~(total + (total >> 16)) & 0xFFFF
+    return (
+        _HEADER.pack(icmp_type, 0, total, ident, seq) + token + bytes(payload_bytes - TOKEN_BYTES)
+    )
 
 
 @dataclass(frozen=True, slots=True)

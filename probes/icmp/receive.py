@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 from collections.abc import Iterable
 
 from probes.icmp.packets import ErrorReport, describe_error, parse_quoted_request
@@ -50,6 +51,30 @@ def read_ancillary(ancdata: Ancillary) -> tuple[int | None, int | None]:
         elif kind == SO_RXQ_OVFL and len(data) >= _U32.size:
             drops = _U32.unpack_from(data)[0]
     return stamp_ns, drops
+
+
+def wall_minus_monotonic_ns(attempts: int = 5, tight_ns: int = 20_000) -> int:
+    """Return ``time.time_ns() - time.monotonic_ns()``, read as one tight pair.
+
+    The wall clock is read between two monotonic reads and paired with their midpoint; a
+    pair more than ``tight_ns`` apart (the process was preempted in between) is read again,
+    up to ``attempts`` times, keeping the tightest. Reading the two clocks one after the
+    other instead lets a preemption between the reads shift the result by its length (seen
+    as rare RTTs 1-5 ms too long on a busy 2-core host). The offset only changes when the
+    wall clock is stepped, so one reading serves every packet of one wake-up.
+    """
+    best_span = -1
+    best = 0
+    for _ in range(attempts):
+        before = time.monotonic_ns()
+        wall = time.time_ns()
+        after = time.monotonic_ns()
+        span = after - before
+        if best_span < 0 or span < best_span:
+            best_span, best = span, wall - (before + after) // 2
+        if span <= tight_ns:
+            break
+    return best
 
 
 def receive_rtt_ns(

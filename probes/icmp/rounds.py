@@ -93,16 +93,21 @@ class RoundState:
 class PendingRequest:
     """One echo request, from registration until its timeout has passed (engine-internal).
 
-    ``sent_ns`` is ``time.monotonic_ns()`` just before ``sendto`` (0 until sent).
+    ``sent_ns`` is ``time.monotonic_ns()`` just before ``sendto`` (0 until sent). The
+    sender sets ``due_s`` (loop time it may leave) and ``following`` (the round's next
+    request, ``None`` for the last).
     """
 
     __slots__ = (
         "address",
         "answered",
         "attempts",
+        "due_s",
         "endpoint",
         "failed",
+        "following",
         "index",
+        "last",
         "payload_bytes",
         "round",
         "sent_ns",
@@ -136,11 +141,14 @@ class PendingRequest:
         self.attempts = 0
         self.answered = False
         self.failed = False
+        self.last = index == len(rnd.rtts_s) - 1
+        self.due_s = 0.0
+        self.following: PendingRequest | None = None
 
     @property
     def is_last(self) -> bool:
         """Whether this is the last request of its round."""
-        return self.index == len(self.round.rtts_s) - 1
+        return self.last
 
 
 def canonical_address(address: str, family: int) -> tuple[str, SockAddr]:

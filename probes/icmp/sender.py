@@ -1,20 +1,25 @@
-"""Send queued echo requests at an engine-wide rate, yielding so replies keep being read.
+"""Send scheduled echo requests at their due times and an engine-wide rate, yielding often.
 
-Rounds do not call ``sendto`` themselves: they queue each request when its spacing says so,
-and one task (started when the queue fills, ended when it empties) sends them in order. It
-paces with a token bucket (``max_send_rate_pps``, 1 ms of burst) and returns to the event loop
-every few dozen sends, so the reader drains the socket even when the process cannot keep up
-with the configured rate; otherwise thousands of ready rounds would send everything in one
-loop pass while replies overflowed the receive buffer unread.
+Rounds do not call ``sendto`` themselves, nor sleep between their requests: a round hands
+all its requests to :meth:`Sender.schedule` with their due times (request ``i`` at
+``start + i * spacing_s``), and one loop callback (``_pump``, scheduled with ``call_at`` for
+the earliest due time) sends whatever is due, earliest first, paced by a token bucket
+(``max_send_rate_pps``, 1 ms of burst). It returns to the event loop after every few dozen
+sends, so the reader drains the socket even when the process cannot keep up with the
+configured rate; otherwise thousands of ready rounds would send everything in one loop pass
+while replies overflowed the receive buffer unread. The heap holds only each round's next
+request (sending one queues the round's following one), so it stays as small as the number
+of rounds in flight; a heap entry replaces the sleep (a future, a timer handle and a task
+step) each request used to cost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import heapq
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from probes.icmp.packets import build_echo_request
 from probes.icmp.rounds import PendingRequest, Unreachable
@@ -39,10 +44,10 @@ FailFn = Callable[[PendingRequest, Unreachable], None]
 
 
 class Sender:
-    """A paced FIFO of echo requests sent by one on-demand task.
+    """A due-time queue of echo requests, sent by one loop callback at a ceiling rate.
 
     Args:
-        loop: the engine's event loop.
+        loop: the engine's event loop (its clock is ``time.monotonic``).
         max_send_rate_pps: ceiling on requests per second, engine-wide.
         fail: called when the kernel refuses a request (it becomes loss with that reason).
     """
@@ -53,50 +58,87 @@ class Sender:
         self._loop = loop
         self._gap_s = 1.0 / max_send_rate_pps
         self._fail = fail
-        self._queue: deque[PendingRequest] = deque()
+        self._heap: list[tuple[float, int, PendingRequest]] = []
+        self._order = 0
         self._next_slot_s = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._handle: asyncio.Handle | None = None
+        self._handle_at = 0.0
         self._closed = False
         self.send_errors = 0
         self.stale_errors = 0
 
-    def enqueue(self, request: PendingRequest) -> None:
-        """Queue ``request``; it is sent after every request queued before it."""
-        self._queue.append(request)
-        if self._task is None or self._task.done():
-            self._task = self._loop.create_task(self._run())
+    def schedule(
+        self, requests: Sequence[PendingRequest], start_s: float, spacing_s: float
+    ) -> None:
+        """Queue ``requests[i]`` to leave at loop time ``start_s + i * spacing_s``.
+
+        Requests due at the same time leave in the order they were scheduled; none leaves
+        before its due time, and all later than it when the rate ceiling is reached.
+        """
+        if not requests:
+            return
+        for index, request in enumerate(requests):
+            request.due_s = start_s + index * spacing_s
+            request.following = requests[index + 1] if index + 1 < len(requests) else None
+        # Only each round's next request waits in the heap; sending one queues the next.
+        self._push(requests[0])
+        self._wake_at(self._heap[0][0])
+
+    def _push(self, request: PendingRequest) -> None:
+        self._order += 1
+        heapq.heappush(self._heap, (request.due_s, self._order, request))
 
     def close(self) -> None:
-        """Drop queued requests and stop the task."""
+        """Drop queued requests and stop sending."""
         self._closed = True
-        self._queue.clear()
-        if self._task is not None:
-            self._task.cancel()
+        self._heap.clear()
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
-    async def _run(self) -> None:
-        since_yield = 0
-        queue = self._queue
-        while queue and not self._closed:
-            request = queue[0]
-            if request.round.closed:  # its round was cancelled
-                queue.popleft()
+    def _wake_at(self, when_s: float) -> None:
+        """Make sure ``_pump`` runs at loop time ``when_s`` at the latest."""
+        if self._closed:
+            return
+        if self._handle is not None:
+            if self._handle_at <= when_s:
+                return
+            self._handle.cancel()
+        self._handle_at = when_s
+        self._handle = self._loop.call_at(when_s, self._pump)
+
+    def _pump(self) -> None:
+        self._handle = None
+        heap = self._heap
+        sent = 0
+        now_s = time.monotonic()
+        while heap and not self._closed:
+            due_s, _order, request = heap[0]
+            if request.round.closed:  # its round was cancelled: its later requests go too
+                heapq.heappop(heap)
                 continue
-            now_s = time.monotonic()
+            if due_s > now_s:
+                self._wake_at(due_s)
+                return
             if self._next_slot_s - now_s > _PACE_SLACK_S:
-                await asyncio.sleep(self._next_slot_s - now_s)
-                since_yield = 0
-                continue
+                self._wake_at(self._next_slot_s)
+                return
             if not self._transmit(request):
-                await asyncio.sleep(_BUSY_RETRY_S)  # send buffer full: retry the same one
-                continue
-            queue.popleft()
-            self._next_slot_s = max(self._next_slot_s, now_s) + self._gap_s
-            if request.is_last:
+                self._wake_at(now_s + _BUSY_RETRY_S)  # send buffer full: retry this one
+                return
+            heapq.heappop(heap)
+            slot_s = self._next_slot_s
+            self._next_slot_s = (slot_s if slot_s > now_s else now_s) + self._gap_s
+            following = request.following
+            if following is None:
                 self._round_sent(request)
-            since_yield += 1
-            if since_yield >= _SENDS_PER_YIELD:
-                since_yield = 0
-                await asyncio.sleep(0)
+            else:
+                self._push(following)
+            sent += 1
+            if sent >= _SENDS_PER_YIELD:
+                self._wake_at(now_s)  # let the reader run first
+                return
+            now_s = time.monotonic()
 
     def _transmit(self, request: PendingRequest) -> bool:
         """Send once; return False only when the socket is busy and a retry is due.
