@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.alerting.channels.specs import NotificationsConfig
 from probes.specs import HttpTarget, TargetSpec
 
 SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
@@ -149,6 +151,13 @@ def _check_zone(v: str) -> str:
     return v
 
 
+class StatusPageMode(StrEnum):
+    """Who may read the status page (``server.status_page``); changing anything needs a login."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
 class ServerConfig(_Strict):
     """The central service."""
 
@@ -170,8 +179,44 @@ class ServerConfig(_Strict):
         description="A site whose agent has not uploaded for this long is UNKNOWN.",
     )
     title: str = "Linkwatch"
+    status_page: StatusPageMode = Field(
+        default=StatusPageMode.PUBLIC,
+        description="public: anyone may read the status page; private: only logged-in users.",
+    )
+
+    evaluate_every_s: float = Field(
+        default=5.0, gt=0, le=300, description="How often the state evaluator runs, seconds."
+    )
+    gateway_down_fraction: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="A gateway is down when more than this fraction of its sites lose it.",
+    )
+    admin_token: str | None = Field(
+        default=None, min_length=16, description="Bearer token for operator API calls."
+    )
+    admin_token_env: str | None = Field(
+        default=None, description="Environment variable holding the operator token."
+    )
 
     _zone = field_validator("time_zone")(classmethod(lambda cls, v: _check_zone(v)))
+
+    @model_validator(mode="after")
+    def _one_admin_token_source(self) -> ServerConfig:
+        if self.admin_token is not None and self.admin_token_env is not None:
+            raise ProblemsAt(
+                [(("admin_token_env",), "give either admin_token or admin_token_env, not both")]
+            )
+        return self
+
+    def resolve_admin_token(self) -> str | None:
+        """Return the operator token (``admin_token`` or its variable); ``None`` if unset."""
+        if self.admin_token is not None:
+            return self.admin_token
+        if self.admin_token_env is not None:
+            return os.environ.get(self.admin_token_env) or None
+        return None
 
     @property
     def agent_url(self) -> str:
@@ -207,6 +252,40 @@ class AgentConfig(_Strict):
     max_concurrency: int = Field(default=64, ge=1, le=10_000)
     retry_max_s: float = Field(default=300.0, gt=0, le=86_400)
     upload_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    spool_max_results: int = Field(default=1_000_000, ge=100, le=100_000_000)
+    spool_max_age_s: float = Field(default=604_800.0, ge=60, le=31_622_400)
+    upload_budget_bytes_per_hour: int | None = Field(
+        default=None, ge=10_000, description="Upload at most this many bytes an hour; None: no cap."
+    )
+    clock_offset_warn_s: float = Field(default=5.0, gt=0, le=86_400)
+    listen: str | None = Field(
+        default=None,
+        description="host:port of the agent's local page and /metrics; None: not served.",
+    )
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_host_port(cls, v: str | None) -> str | None:
+        if v is not None:
+            split_listen(v)
+        return v
+
+
+_LISTEN_RE = re.compile(
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>[0-9]{1,5})$"
+)
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """Return ``(host, port)`` of a ``host:port`` or ``[v6]:port`` text; ValueError if not."""
+    match = _LISTEN_RE.match(value)
+    port = int(match["port"]) if match else 0
+    if match is None or not 1 <= port <= 65535:
+        raise ValueError(
+            f"{value!r} is not host:port (e.g. 127.0.0.1:9108, 0.0.0.0:9108 or [::1]:9108) "
+            "with a port from 1 to 65535"
+        )
+    return match["v6"] or match["host"], port
 
 
 class SiteConfig(_Strict):
@@ -222,6 +301,12 @@ class SiteConfig(_Strict):
         default=None, description="Name of the environment variable holding the token."
     )
     agent: AgentConfig | None = None
+    failures_to_down: int | None = Field(
+        default=None, ge=1, le=100, description="Failed rounds before DOWN; default 3."
+    )
+    successes_to_recover: int | None = Field(
+        default=None, ge=1, le=100, description="Good rounds before recovery; default 2."
+    )
     targets: list[TargetSpec] = Field(min_length=1)
 
     _zone = field_validator("time_zone")(
@@ -266,6 +351,7 @@ class Config(_Strict):
     agent: AgentConfig = AgentConfig()
     link_profiles: dict[str, LinkProfile] = Field(default_factory=dict)
     sites: dict[SiteId, SiteConfig] = Field(min_length=1)
+    notifications: NotificationsConfig = NotificationsConfig()
 
     _source: Path | None = PrivateAttr(default=None)
     _source_sha256: str | None = PrivateAttr(default=None)

@@ -28,6 +28,13 @@ class _TargetBase(_Strict):
     name: str | None = Field(default=None, description="Human name; defaults to the id.")
     interval_s: float = Field(default=30.0, gt=0, le=86_400)
     timeout_s: float = Field(default=5.0, gt=0, le=300)
+    # State thresholds over the site's link profile and hysteresis (monitor.alerting); None:
+    # the site's value.
+    rtt_degraded_s: float | None = Field(default=None, gt=0)
+    packet_loss_degraded: float | None = Field(default=None, ge=0, le=1)
+    jitter_degraded_s: float | None = Field(default=None, gt=0)
+    failures_to_down: int | None = Field(default=None, ge=1, le=100)
+    successes_to_recover: int | None = Field(default=None, ge=1, le=100)
 
     @field_validator("id")
     @classmethod
