@@ -1,9 +1,18 @@
 """The upload protocol between agent and server: one batch of measured results.
 
-``POST /api/v1/ingest`` with ``Authorization: Bearer <site token>`` and a JSON
-:class:`BatchIn` body; the server answers :class:`BatchAck`. Idempotent: a batch or a
-result sent twice is stored once (``result_id`` is unique server-side), so the agent may
-retry any batch whose acknowledgement it did not see.
+``POST /api/v1/ingest`` with ``Authorization: Bearer <site token>`` and a :class:`BatchIn`
+body; the server answers :class:`BatchAck`. Idempotent: a batch or a result sent twice is
+stored once (``result_id`` is unique server-side), so the agent may retry any batch whose
+acknowledgement it did not see.
+
+Two encodings of the same :class:`BatchIn`, told apart by ``Content-Type`` (both usually
+sent with ``Content-Encoding: gzip``):
+
+- :data:`JSON_CONTENT_TYPE` (``application/json``, also assumed when the header is absent
+  or another type): the model as JSON, one object per result. Version 1, always accepted.
+- :data:`COMPACT_CONTENT_TYPE`: the columnar encoding of :mod:`monitor.wire_compact`
+  (field names once per batch, measurement times as per-target deltas in microseconds).
+  A server that does not know it answers 415 and the agent falls back to JSON.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ from probes.result import ProbeKind, ProbeResult, ProbeStatus
 from probes.specs import TARGET_ID_PATTERN
 
 MAX_BATCH_RESULTS = 5000
+JSON_CONTENT_TYPE = "application/json"
+COMPACT_CONTENT_TYPE = "application/vnd.linkwatch.batch.v2+json"
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
@@ -43,10 +54,21 @@ class ResultIn(BaseModel):
     error: str | None = Field(default=None, max_length=2000)
     phases_s: dict[str, float] = Field(default_factory=dict)
     detail: dict[str, Any] = Field(default_factory=dict)
+    clock_offset_s: float | None = Field(
+        default=None,
+        description="The agent's estimate of the server's clock minus its own when it measured "
+        "this result, seconds (positive: the agent is behind); null before its first estimate.",
+    )
 
     @classmethod
     def from_probe(
-        cls, result: ProbeResult, *, result_id: str, target_id: str, measured_at: datetime
+        cls,
+        result: ProbeResult,
+        *,
+        result_id: str,
+        target_id: str,
+        measured_at: datetime,
+        clock_offset_s: float | None = None,
     ) -> ResultIn:
         """Wrap a probe's record for upload."""
         return cls(
@@ -68,7 +90,28 @@ class ResultIn(BaseModel):
             error=result.error,
             phases_s=dict(result.phases_s),
             detail=dict(result.detail),
+            clock_offset_s=clock_offset_s,
         )
+
+
+class SpoolReport(BaseModel):
+    """The agent's spool besides this batch, when it built the batch (for the centre to show).
+
+    ``backlog`` counts the results still waiting once this batch is stored, and
+    ``oldest_unsent_at`` is the ``measured_at`` of the oldest of them (``None``: none);
+    ``dropped_total`` and ``rejected_total`` are totals since the spool file was created
+    (they survive agent restarts).
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    backlog: int = Field(ge=0, description="Results waiting in the spool besides this batch.")
+    oldest_unsent_at: AwareDatetime | None = None
+    dropped_total: int = Field(ge=0, description="Results dropped unsent (spool full or too old).")
+    rejected_total: int = Field(default=0, ge=0, description="Results the server refused.")
+    clock_offset_s: float | None = Field(
+        default=None, description="The agent's latest estimate of server minus agent clock, s."
+    )
 
 
 class BatchIn(BaseModel):
@@ -80,6 +123,9 @@ class BatchIn(BaseModel):
     site_id: str = Field(description="Must match the site the bearer token belongs to.")
     agent_sent_at: AwareDatetime
     results: list[ResultIn] = Field(max_length=MAX_BATCH_RESULTS)
+    spool: SpoolReport | None = Field(
+        default=None, description="The agent's spool state; absent from older agents."
+    )
 
 
 class BatchAck(BaseModel):

@@ -1,9 +1,12 @@
 """``POST /api/v1/ingest``: store a batch of results from a site's agent, exactly once.
 
-The token is checked before the body is read. The body is JSON (:class:`monitor.wire.BatchIn`),
-optionally ``Content-Encoding: gzip``; at most :data:`MAX_BODY_BYTES` are read and, after
-decompression, accepted. A bad body gets 422 naming the field; nothing is stored on any
-error, and a batch either is stored whole or not at all.
+The token is checked before the body is read. The body is a :class:`monitor.wire.BatchIn`,
+as JSON (``Content-Type: application/json``, or no or another type: version 1) or in the
+compact columnar encoding (``Content-Type: application/vnd.linkwatch.batch.v2+json``, see
+:mod:`monitor.wire_compact`), optionally ``Content-Encoding: gzip``; at most
+:data:`MAX_BODY_BYTES` are read and, after decompression, accepted. A bad body gets 422
+naming the field; nothing is stored on any error, and a batch either is stored whole or not
+at all.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from api.auth import AuthenticatedSite
 from api.deps import ServicesDep
 from api.services import Services
 from monitor.storage.repository import UnknownTargetsError, ingest_batch
-from monitor.wire import BatchAck, BatchIn
+from monitor.wire import COMPACT_CONTENT_TYPE, BatchAck, BatchIn
+from monitor.wire_compact import CompactBodyError, decode_batch
 
 log = logging.getLogger("linkwatch.api.ingest")
 
@@ -44,18 +48,14 @@ router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
 @router.post("/ingest", response_model=BatchAck, responses=_ERRORS)
 async def ingest(request: Request, site_id: AuthenticatedSite, services: ServicesDep) -> BatchAck:
-    """Store a batch (JSON ``BatchIn``, optionally gzip-encoded) from the token's site.
+    """Store a batch (``BatchIn`` as JSON or compact, optionally gzip-encoded) from the
+    token's site.
 
     Idempotent: results already stored (same ``result_id``) count as ``duplicates``, so an
     agent may resend any batch whose answer it did not see.
     """
     raw = await read_body(request, MAX_BODY_BYTES)
-    try:
-        batch = BatchIn.model_validate_json(raw)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from None
+    batch = parse_batch(raw, request.headers.get("content-type", ""))
     problems = non_finite_numbers(batch)
     if problems:
         raise RequestValidationError(problems)
@@ -101,6 +101,28 @@ def _store(services: Services, request: Request, site_id: str, batch: BatchIn) -
         ack.duplicates,
     )
     return ack
+
+
+def parse_batch(raw: bytes, content_type: str) -> BatchIn:
+    """Decode a body by its ``Content-Type``; raise RequestValidationError naming the field.
+
+    :data:`monitor.wire.COMPACT_CONTENT_TYPE` (parameters ignored) is the compact encoding;
+    anything else is read as JSON (version 1, what agents before the compact encoding send).
+    """
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == COMPACT_CONTENT_TYPE:
+        try:
+            return decode_batch(raw)
+        except CompactBodyError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors]
+            ) from None
+    try:
+        return BatchIn.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
 
 
 def non_finite_numbers(batch: BatchIn) -> list[dict[str, Any]]:

@@ -4,6 +4,10 @@ Spool file: ``AgentConfig.spool_path`` when set (a relative path is relative to 
 directory), else ``linkwatch-spool-<site>.db`` in ``data_dir`` (default: the working
 directory).
 
+Settings (``AgentConfig``): the spool's bounds (``spool_max_results``, ``spool_max_age_s``),
+the upload budget (``upload_budget_bytes_per_hour``), the clock-offset threshold
+(``clock_offset_warn_s``) and the local page and ``/metrics`` (``listen``; off by default).
+
 Stopping: SIGINT or SIGTERM (or the ``stop`` event) ends scheduling; rounds in flight get a
 few seconds to finish and are spooled; then one final upload runs for at most
 ``FINAL_UPLOAD_S`` seconds, and the spool is closed. What was not uploaded waits in the
@@ -19,14 +23,18 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from monitor.agent.budget import UploadBudget
 from monitor.agent.clock import AgentClock, SystemClock
 from monitor.agent.scheduler import ProbeRunner, Scheduler
 from monitor.agent.spool import Spool, SpoolError
+from monitor.agent.status import AgentStatus
 from monitor.agent.uploader import Uploader
 from monitor.config import Config, ConfigError
+from monitor.wire import ResultIn
 from probes.context import ProbeContext
 
 if TYPE_CHECKING:
+    from monitor.agent.local_http import LocalHttp
     from probes.icmp.engine import IcmpEngine
 
 log = logging.getLogger("linkwatch.agent")
@@ -100,7 +108,13 @@ async def run_agent(
     clock = clock or SystemClock()
     stop = stop or _signal_stop()
 
-    spool = await asyncio.to_thread(Spool, path)
+    settings = config.site_agent(site_id)
+    spool = await asyncio.to_thread(
+        Spool,
+        path,
+        max_results=settings.spool_max_results,
+        max_age_s=settings.spool_max_age_s,
+    )
     try:
         await _run_with_spool(config, site_id, spool, path, token, stop, clock, run_probe)
     finally:
@@ -127,6 +141,10 @@ async def _run_with_spool(
     site = config.sites[site_id]
     settings = config.site_agent(site_id)
     ctx, engine = await open_probe_context()
+    budget = None
+    if settings.upload_budget_bytes_per_hour is not None:
+        history = await asyncio.to_thread(spool.recent_uploads)
+        budget = UploadBudget(settings.upload_budget_bytes_per_hour, history)
     uploader = Uploader(
         spool,
         site_id=site_id,
@@ -137,7 +155,19 @@ async def _run_with_spool(
         retry_max_s=settings.retry_max_s,
         upload_timeout_s=settings.upload_timeout_s,
         clock=clock,
+        budget=budget,
+        clock_offset_warn_s=settings.clock_offset_warn_s,
     )
+    status = AgentStatus(
+        site_id, site, config.profiles[site.link_profile], settings, spool, uploader, clock.wall
+    )
+    await asyncio.to_thread(status.load_from_spool)
+
+    def on_result(result: ResultIn) -> None:
+        uploader.note_spooled()
+        status.observe(result)
+
+    local: LocalHttp | None = None
     try:
         scheduler = Scheduler(
             site_id,
@@ -147,8 +177,14 @@ async def _run_with_spool(
             max_concurrency=settings.max_concurrency,
             run_probe=run_probe,
             clock=clock,
-            on_result=lambda _result: uploader.note_spooled(),
+            on_result=on_result,
+            clock_offset=lambda: uploader.stats.clock_offset_s,
         )
+        status.rounds = lambda target_id: scheduler.stats.targets[target_id].rounds_total
+        if settings.listen is not None:  # imported here: uvicorn and Jinja2 only when used
+            from monitor.agent.local_http import start_local_http
+
+            local = await start_local_http(settings.listen, status.snapshot)
         log.info(
             "agent for site %s started: %d target(s), spool %s (%d result(s) waiting), server %s",
             site_id,
@@ -165,6 +201,8 @@ async def _run_with_spool(
             await upload_task
         await uploader.flush(FINAL_UPLOAD_S)
     finally:
+        if local is not None:
+            await local.stop()
         await uploader.aclose()
         if engine is not None:
             engine.close()

@@ -14,7 +14,9 @@ sized exactly to its interval does not skip every other slot.
 Every round becomes a result, whatever happens: a probe that raises (a bug) or runs past
 its backstop deadline becomes an ERROR result saying so. Concurrency is bounded by an
 ``asyncio.Semaphore`` of ``max_concurrency``; ``measured_at`` is the wall clock when the
-round starts (after it got its slot in the semaphore).
+round starts (after it got its slot in the semaphore). Each result gets a counting id
+(:mod:`monitor.agent.ids`), its durations rounded to the microsecond
+(:mod:`monitor.agent.precision`), and the agent's clock-offset estimate at that moment.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import asyncio
 import hashlib
 import logging
 import math
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from monitor.agent.clock import AgentClock, SystemClock, sleep_or_stop
+from monitor.agent.ids import ResultIds
+from monitor.agent.precision import quantize
 from monitor.agent.spool import Spool
 from monitor.wire import ResultIn
 from probes.context import ProbeContext
@@ -187,6 +190,9 @@ class Scheduler:
         drain_s: on stop, how long rounds in flight may finish before they are cancelled
             (a cancelled round was not measured and leaves no result).
         on_result: called with each result after it is committed.
+        result_ids: the id source; ``None`` means a new :class:`ResultIds`.
+        clock_offset: returns the agent's current estimate of server minus agent clock
+            (seconds, ``None`` if unknown), stamped on each result; ``None``: never known.
     """
 
     def __init__(
@@ -202,6 +208,8 @@ class Scheduler:
         backstop_margin_s: float = DEFAULT_BACKSTOP_MARGIN_S,
         drain_s: float = DEFAULT_DRAIN_S,
         on_result: ResultObserver | None = None,
+        result_ids: ResultIds | None = None,
+        clock_offset: Callable[[], float | None] | None = None,
     ) -> None:
         if run_probe is None:
             from probes import run_probe as default_runner
@@ -219,6 +227,8 @@ class Scheduler:
         self._drain_s = drain_s
         self._on_result = on_result
         self._traced: set[tuple[str, str]] = set()
+        self._ids = result_ids or ResultIds()
+        self._clock_offset = clock_offset
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every target's loop until ``stop`` is set; then drain and return.
@@ -366,13 +376,31 @@ class Scheduler:
         started_s: float,
         stats: TargetStats,
     ) -> ResultIn:
-        result_id = str(uuid.uuid4())
+        result_id = self._ids.next_id()
+        offset_s = self._offset()
         try:
             return ResultIn.from_probe(
-                probe_result, result_id=result_id, target_id=target.id, measured_at=measured_at
+                quantize(probe_result),
+                result_id=result_id,
+                target_id=target.id,
+                measured_at=measured_at,
+                clock_offset_s=offset_s,
             )
         except Exception as exc:  # a probe returned a record the wire format refuses
             bad = self._bug(target, exc, started_s, stats)
             return ResultIn.from_probe(
-                bad, result_id=result_id, target_id=target.id, measured_at=measured_at
+                quantize(bad),
+                result_id=result_id,
+                target_id=target.id,
+                measured_at=measured_at,
+                clock_offset_s=offset_s,
             )
+
+    def _offset(self) -> float | None:
+        if self._clock_offset is None:
+            return None
+        try:
+            return self._clock_offset()
+        except Exception as exc:  # never lose a result over the offset
+            log.error("could not read the clock offset: %s", exc)
+            return None

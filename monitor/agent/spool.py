@@ -23,7 +23,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS results (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     result_id TEXT NOT NULL UNIQUE,
     measured_at_us INTEGER NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    target_id TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_results_measured_at ON results (measured_at_us);
 CREATE TABLE IF NOT EXISTS rejected (
@@ -58,7 +59,18 @@ CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    sent_at_us INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
 """
+# Spools written before the target_id column get it (filled from the stored JSON) at open.
+_TARGET_INDEX = "CREATE INDEX IF NOT EXISTS ix_results_target_seq ON results (target_id, seq)"
+_UPLOAD_LOG_S = 3600
 
 # Counter names in the ``counters`` table.
 DROPPED_FULL = "dropped_full"
@@ -182,6 +194,14 @@ class Spool:
                 raise SpoolError(f"spool {self.path}: SQLite refused WAL mode (got {mode})")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+            if "target_id" not in columns:
+                db.execute("ALTER TABLE results ADD COLUMN target_id TEXT")
+            db.execute(
+                "UPDATE results SET target_id = json_extract(body, '$.target_id') "
+                "WHERE target_id IS NULL"
+            )
+            db.execute(_TARGET_INDEX)
         except sqlite3.DatabaseError as exc:
             raise SpoolError(
                 f"spool {self.path} cannot be opened as an SQLite spool: {exc}; "
@@ -198,13 +218,17 @@ class Spool:
         result). Returns the number of new results stored; once this returns they are
         committed to disk (``synchronous=FULL``).
         """
-        rows = [(r.result_id, _to_us(r.measured_at), r.model_dump_json()) for r in results]
+        rows = [
+            (r.result_id, _to_us(r.measured_at), r.model_dump_json(exclude_none=True), r.target_id)
+            for r in results
+        ]
         if not rows:
             return 0
         with self._transaction() as db:
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO results (result_id, measured_at_us, body) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO results (result_id, measured_at_us, body, target_id) "
+                "VALUES (?, ?, ?, ?)",
                 rows,
             )
             stored = db.total_changes - before
@@ -226,6 +250,30 @@ class Spool:
             rows = self._db.execute(
                 "SELECT result_id, body FROM results ORDER BY seq LIMIT ?", (max_results,)
             ).fetchall()
+        return self._parse(rows)
+
+    def peek_newest(self, newer_than_us: Mapping[str, int] | None = None) -> list[ResultIn]:
+        """Return the newest waiting result of each target, by target id.
+
+        A target whose newest waiting result was measured at or before
+        ``newer_than_us[target_id]`` (microseconds since the Unix epoch) is left out: that
+        result is backlog, not news. The results stay in the spool until :meth:`ack`.
+        """
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(
+                "SELECT result_id, body, target_id, measured_at_us FROM results "
+                "WHERE seq IN (SELECT MAX(seq) FROM results GROUP BY target_id) ORDER BY target_id"
+            ).fetchall()
+        after = newer_than_us or {}
+        fresh = [
+            (result_id, body)
+            for result_id, body, target_id, measured_us in rows
+            if target_id is None or int(measured_us) > after.get(str(target_id), -(2**62))
+        ]
+        return self._parse(fresh)
+
+    def _parse(self, rows: Sequence[tuple[str, str]]) -> list[ResultIn]:
         out: list[ResultIn] = []
         unreadable: dict[str, str] = {}
         for result_id, body in rows:
@@ -237,17 +285,56 @@ class Spool:
             self.reject([result_id], reason)
         return out
 
-    def ack(self, result_ids: Iterable[str]) -> int:
-        """Delete the results the server acknowledged; return how many were deleted."""
+    def ack(self, result_ids: Iterable[str], *, clock_offset_s: float | None = None) -> int:
+        """Delete the results the server acknowledged; return how many were deleted.
+
+        ``clock_offset_s``, when given, is stored in the same transaction as the agent's
+        newest clock-offset estimate (see :meth:`clock_offset_s`).
+        """
         ids = [(i,) for i in result_ids]
-        if not ids:
+        if not ids and clock_offset_s is None:
             return 0
         with self._transaction() as db:
             before = db.total_changes
             db.executemany("DELETE FROM results WHERE result_id = ?", ids)
             deleted = db.total_changes - before
             self._backlog -= deleted
+            if clock_offset_s is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('clock_offset_s', ?)",
+                    (repr(float(clock_offset_s)),),
+                )
         return deleted
+
+    def clock_offset_s(self) -> float | None:
+        """Return the clock offset last stored by :meth:`ack`; ``None`` if never."""
+        with self._lock:
+            self._check_open()
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE name = 'clock_offset_s'"
+            ).fetchone()
+        return None if row is None else float(row[0])
+
+    def record_upload(self, sent_at: datetime, sent_bytes: int) -> None:
+        """Log an upload attempt of ``sent_bytes`` at ``sent_at`` (kept one hour, for the
+        upload budget across restarts)."""
+        at_us = _to_us(sent_at)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO uploads (sent_at_us, bytes) VALUES (?, ?)", (at_us, int(sent_bytes))
+            )
+            db.execute(
+                "DELETE FROM uploads WHERE sent_at_us < ?", (at_us - _UPLOAD_LOG_S * 1_000_000,)
+            )
+
+    def recent_uploads(self) -> list[tuple[datetime, int]]:
+        """Return the logged upload attempts ``(sent_at, bytes)``, oldest first."""
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(
+                "SELECT sent_at_us, bytes FROM uploads ORDER BY sent_at_us"
+            ).fetchall()
+        return [(_from_us(int(at)), int(n)) for at, n in rows]
 
     def reject(self, result_ids: Iterable[str], reason: str) -> int:
         """Move results the server refused to the ``rejected`` table with ``reason``.
@@ -292,8 +379,9 @@ class Spool:
         with self._transaction() as db:
             before = db.total_changes
             db.execute(
-                "INSERT OR IGNORE INTO results (result_id, measured_at_us, body) "
-                "SELECT result_id, measured_at_us, body FROM rejected ORDER BY seq"
+                "INSERT OR IGNORE INTO results (result_id, measured_at_us, body, target_id) "
+                "SELECT result_id, measured_at_us, body, json_extract(body, '$.target_id') "
+                "FROM rejected ORDER BY seq"
             )
             moved = db.total_changes - before
             db.execute("DELETE FROM rejected")
@@ -314,12 +402,22 @@ class Spool:
         """Return the number of results waiting for upload (kept in memory: no query)."""
         return self._backlog
 
-    def oldest_measured_at(self) -> datetime | None:
-        """Return the earliest ``measured_at`` waiting (aware UTC), ``None`` when empty."""
+    def oldest_measured_at(self, besides: Collection[str] = ()) -> datetime | None:
+        """Return the earliest ``measured_at`` waiting (aware UTC), ``None`` when empty.
+
+        Results whose id is in ``besides`` (e.g. the batch being sent) are not counted.
+        """
         with self._lock:
             self._check_open()
-            row = self._db.execute("SELECT MIN(measured_at_us) FROM results").fetchone()
-        return None if row is None or row[0] is None else _from_us(int(row[0]))
+            rows = self._db.execute(
+                "SELECT result_id, measured_at_us FROM results ORDER BY measured_at_us LIMIT ?",
+                (len(besides) + 1,),
+            ).fetchall()
+        skip = set(besides)
+        for result_id, measured_us in rows:
+            if result_id not in skip:
+                return _from_us(int(measured_us))
+        return None
 
     def prune_expired(self) -> int:
         """Drop results older than ``max_age_s`` now; return how many were dropped."""

@@ -133,6 +133,7 @@ class Result(Base):
     rtts_s: Mapped[list[float | None]] = mapped_column(JSON)
     phases_s: Mapped[dict[str, Any]]
     detail: Mapped[dict[str, Any]]
+    clock_offset_s: Mapped[float | None] = mapped_column(Float)  # agent's estimate (issue 4)
 
 
 class Batch(Base):
@@ -167,3 +168,13 @@ class SiteAgent(Base):
     clock_offset_s: Mapped[float | None] = mapped_column(Float)
     uploads: Mapped[int] = mapped_column(BigInteger, default=0)
     results_stored: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# Tables of the later features live in their own modules; importing them here puts them on
+# Base.metadata, which alembic's autogenerate comparison and the tests read.
+from monitor.storage import (  # noqa: E402
+    models_agent,  # noqa: F401
+    models_incidents,  # noqa: F401
+    models_notify,  # noqa: F401
+    models_status,  # noqa: F401
+)

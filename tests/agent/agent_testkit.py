@@ -23,7 +23,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
-from monitor.wire import BatchAck, BatchIn, ResultIn
+from monitor.wire import COMPACT_CONTENT_TYPE, BatchAck, BatchIn, ResultIn, SpoolReport
+from monitor.wire_compact import CompactBodyError, decode_batch
 from probes.result import ProbeKind, ProbeStatus
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -99,6 +100,11 @@ class ReceiverState:
     max_batch: int | None = None  # answer 413 over this many results
     server_time_offset_s: float = 0.0
     batch_sizes: list[int] = field(default_factory=list)
+    refuse_compact: bool = False  # answer 415 to the compact encoding (an older server)
+    content_types: list[str] = field(default_factory=list)
+    body_bytes: list[int] = field(default_factory=list)
+    reports: list[SpoolReport | None] = field(default_factory=list)
+    orders: list[list[str]] = field(default_factory=list)  # result ids per decoded batch
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -120,11 +126,25 @@ def build_receiver(state: ReceiverState) -> FastAPI:
             await asyncio.sleep(stall)
         if request.headers.get("authorization") != f"Bearer {state.token}":
             return JSONResponse({"detail": "invalid token"}, status_code=401)
+        with state.lock:
+            state.content_types.append(request.headers.get("content-type", ""))
+            state.body_bytes.append(len(await request.body()))
         try:
-            batch = BatchIn.model_validate_json(raw)
+            if request.headers.get("content-type") == COMPACT_CONTENT_TYPE:
+                if state.refuse_compact:
+                    return JSONResponse({"detail": "unknown type"}, status_code=415)
+                batch = decode_batch(raw)
+            else:
+                batch = BatchIn.model_validate_json(raw)
         except ValidationError as exc:
             errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors()]
             return JSONResponse({"detail": errors}, status_code=422)
+        except CompactBodyError as exc:
+            errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors]
+            return JSONResponse({"detail": errors}, status_code=422)
+        with state.lock:
+            state.reports.append(batch.spool)
+            state.orders.append([r.result_id for r in batch.results])
         if batch.site_id != state.site_id:
             return JSONResponse({"detail": "token is not this site's"}, status_code=403)
         if state.max_batch is not None and len(batch.results) > state.max_batch:

@@ -195,3 +195,37 @@ def test_main_agent_reports_a_bad_config_file_by_line_and_exits_2(
         assert main_agent(tmp_path / "bad.yaml", "site-a", duration_s=0.1) == 2
     assert "bad.yaml:" in caplog.text
     assert "Traceback" not in caplog.text
+
+
+async def test_results_carry_the_clock_offset_learnt_from_the_server(
+    tmp_path: Path,
+) -> None:
+    state = ReceiverState()
+    state.server_time_offset_s = 40.0  # the server's clock is 40 s ahead of ours
+    sock = bound_socket()
+    config = site_config(sock.getsockname()[1])
+    spool_path = tmp_path / "spool.db"
+
+    async def probe(target: TargetSpec, _ctx: ProbeContext) -> ProbeResult:
+        return ProbeResult(kind=ProbeKind.TCP, status=ProbeStatus.UP, duration_s=0.001)
+
+    stop = asyncio.Event()
+    with serve(build_receiver(state), sock):
+        task = asyncio.create_task(
+            run_agent(config, "site-a", spool_path=spool_path, stop=stop, run_probe=probe)
+        )
+        try:
+            await wait_for(
+                lambda: (
+                    sum(1 for r in list(state.stored.values()) if r.clock_offset_s is not None)
+                    >= 20
+                ),
+                what="results stamped with the learnt offset",
+            )
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=20)
+    offsets = [r.clock_offset_s for r in state.stored.values()]
+    assert offsets[0] is None  # measured before the first acknowledgement
+    stamped = [o for o in offsets if o is not None]
+    assert all(abs(o - 40.0) < 2.0 for o in stamped)

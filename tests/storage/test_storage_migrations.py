@@ -17,7 +17,31 @@ from monitor.storage.migrate import (
 )
 from monitor.storage.models import Base
 
-TABLES = {"sites", "targets", "results", "batches", "site_agents"}
+TABLES = {"sites", "targets", "results", "batches", "site_agents", "agent_reports"}
+TABLES |= {  # issue 6: status page (monitor/storage/models_status.py)
+    "rollup_5m",
+    "rollup_hour",
+    "rollup_day",
+    "rollup_progress",
+    "availability_day",
+    "status_marks",
+    "status_users",
+    "status_sessions",
+}
+TABLES |= {  # issue 5: notifications (monitor/storage/models_notify.py)
+    "notifications",
+    "notification_deliveries",
+    "notification_attempts",
+    "incident_acknowledgements",
+}
+TABLES |= {  # issue 5: states and incidents (monitor/storage/models_incidents.py)
+    "target_state_periods",
+    "target_progress",
+    "target_checkpoints",
+    "incidents",
+    "maintenance_windows",
+    "evaluator_cursor",
+}
 
 
 def test_an_empty_database_has_no_revision_and_is_not_at_head(db_url: str) -> None:
