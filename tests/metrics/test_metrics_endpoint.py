@@ -19,7 +19,18 @@ from monitor.storage.db import make_engine
 from monitor.wire import BatchIn
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-ALLOWED_LABELS = {"site", "target", "kind", "state", "version", "python_version"}
+ALLOWED_LABELS = {
+    "site",
+    "target",
+    "kind",
+    "state",
+    "le",
+    "channel",
+    "outcome",
+    "status",
+    "version",
+    "python_version",
+}
 
 
 def config_with(*fb1_targets: dict[str, object]) -> Config:
@@ -95,7 +106,7 @@ def test_probe_metrics_have_exact_names_labels_and_values(world: World) -> None:
     tcp_labels = {"site": "fb1", "target": "gw-tcp", "kind": "tcp"}
     assert value(found, "linkwatch_probe_success", **icmp_labels) == 1
     assert value(found, "linkwatch_probe_success", **tcp_labels) == 0
-    assert value(found, "linkwatch_probe_rtt_seconds", **icmp_labels) == pytest.approx(0.012)
+    assert value(found, "linkwatch_probe_rtt_mean_seconds", **icmp_labels) == pytest.approx(0.012)
     assert value(found, "linkwatch_probe_packet_loss_ratio", **icmp_labels) == 0.2
     assert value(found, "linkwatch_probe_jitter_seconds", **icmp_labels) == 0.002
     assert value(found, "linkwatch_probe_duplicates", **icmp_labels) == 1
@@ -115,7 +126,7 @@ def test_null_measures_have_no_sample(world: World) -> None:
     found = samples(text)
     tcp_labels = {"site": "fb1", "target": "gw-tcp", "kind": "tcp"}
     for name in (
-        "linkwatch_probe_rtt_seconds",
+        "linkwatch_probe_rtt_mean_seconds",
         "linkwatch_probe_packet_loss_ratio",
         "linkwatch_probe_jitter_seconds",
         "linkwatch_probe_duplicates",
@@ -187,7 +198,7 @@ def test_stale_result_keeps_only_its_timestamp(world: World) -> None:
         found = samples(client.get("/metrics").text)
     icmp_labels = {"site": "fb1", "target": "gw-icmp", "kind": "icmp"}
     assert value(found, "linkwatch_probe_success", **icmp_labels) is None
-    assert value(found, "linkwatch_probe_rtt_seconds", **icmp_labels) is None
+    assert value(found, "linkwatch_probe_rtt_mean_seconds", **icmp_labels) is None
     assert value(found, "linkwatch_probe_last_measured_timestamp_seconds", **icmp_labels)
     assert value(found, "linkwatch_target_state", **icmp_labels, state="unknown") == 1
     assert value(found, "linkwatch_site_reachable", site="fb1") == 0
@@ -240,6 +251,6 @@ def test_results_uploaded_through_the_ingest_endpoint_show_up(world: World) -> N
         assert ack.status_code == 200, ack.text
         found = samples(client.get("/metrics").text)
     lpq = {"site": "lpq", "target": "gw-icmp", "kind": "icmp"}
-    assert value(found, "linkwatch_probe_rtt_seconds", **lpq) == 0.6
+    assert value(found, "linkwatch_probe_rtt_mean_seconds", **lpq) == 0.6
     assert value(found, "linkwatch_target_state", **lpq, state="up") == 1  # vsat profile
     assert value(found, "linkwatch_results_stored_total", site="lpq") == 1
