@@ -25,6 +25,21 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema (alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
+
+def _register_subcommands() -> None:
+    from monitor.accounts.cli import app as user_app
+    from monitor.alerting.maintenance_cli import app as maintenance_app
+    from monitor.alerting.notify_cli import app as notify_app
+    from monitor.availability.cli import app as report_app
+    from monitor.lab.cli import app as lab_app
+
+    app.add_typer(lab_app, name="lab")
+    app.add_typer(report_app, name="report")
+    app.add_typer(maintenance_app, name="maintenance")
+    app.add_typer(notify_app, name="notify")
+    app.add_typer(user_app, name="user")
+
+
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="The YAML configuration file.", show_default=False)
 ]
@@ -46,11 +61,25 @@ def _load(path: Path) -> Config:
         raise typer.Exit(2) from None
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _setup_logging(verbose: bool, log_format: str | None = None) -> None:
+    from monitor.logging_setup import resolve_format, setup_logging
+
+    try:
+        setup_logging(verbose, resolve_format(log_format))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    for noisy in ("alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+LogFormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="text or json (one object per line); default $LINKWATCH_LOG_FORMAT or text.",
+        show_default=False,
+    ),
+]
 
 
 @app.command("check-config")
@@ -70,14 +99,15 @@ def server(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Listen port (default: server.port).")
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Run the central service: ingest, JSON API, status page, /metrics."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_format)
     cfg = _load(config)
     from monitor.server import run_server
 
-    raise typer.Exit(run_server(cfg, host=host, port=port))
+    raise typer.Exit(run_server(cfg, host=host, port=port, verbose=verbose))
 
 
 @app.command()
@@ -87,10 +117,11 @@ def agent(
     duration: Annotated[
         float | None, typer.Option(min=0.1, help="Stop by itself after this many seconds.")
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail.")] = False,
+    log_format: LogFormatOpt = None,
 ) -> None:
     """Run a site's probe agent: probe, spool locally, upload to the server."""
-    _setup_logging(verbose)
+    _setup_logging(verbose, log_format)
     cfg = _load(config)
     if site not in cfg.sites:
         raise _fail(f"--site: unknown site {site!r}; the config has: {', '.join(cfg.sites)}")
@@ -111,8 +142,6 @@ def demo(
 ) -> None:
     """Run the server and seven site agents on loopback targets, with SQLite."""
     _setup_logging(False)
-    for noisy in ("alembic", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     from monitor.demo import run_demo
 
     raise typer.Exit(run_demo(duration_s=duration, port=port, data_dir=data_dir))
@@ -122,9 +151,12 @@ def demo(
 def probe(
     kind: Annotated[str, typer.Argument(help="icmp, tcp, http or dns.")],
     targets: Annotated[list[str], typer.Argument(help="Hosts, host:port, URLs or DNS servers.")],
-    count: Annotated[int, typer.Option(min=1, max=1000, help="ICMP echo requests.")] = 5,
+    count: Annotated[
+        int,
+        typer.Option(min=1, max=1000, help="ICMP: echo requests per round; other kinds: attempts."),
+    ] = 5,
     interval: Annotated[
-        float, typer.Option(min=0.0, max=60, help="Seconds between ICMP requests.")
+        float, typer.Option(min=0.0, max=60, help="Seconds between requests (ICMP) or attempts.")
     ] = 0.2,
     timeout: Annotated[float, typer.Option(min=0.01, max=300, help="Seconds to wait.")] = 2.0,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="TCP/DNS port.")] = None,
@@ -179,6 +211,7 @@ def _redact(url: str) -> str:
 
 def main() -> None:
     """Entry point of the ``linkwatch`` console script."""
+    _register_subcommands()
     try:
         app()
     except KeyboardInterrupt:

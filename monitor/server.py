@@ -12,7 +12,9 @@ from monitor.config import Config, ConfigError
 log = logging.getLogger("linkwatch.server")
 
 
-def run_server(config: Config, *, host: str | None = None, port: int | None = None) -> int:
+def run_server(
+    config: Config, *, host: str | None = None, port: int | None = None, verbose: bool = False
+) -> int:
     """Serve the app for ``config`` until SIGINT/SIGTERM; return the exit code.
 
     The schema is never created here: if the database is not at the alembic head the
@@ -20,6 +22,7 @@ def run_server(config: Config, *, host: str | None = None, port: int | None = No
     """
     from api.app import create_app
     from api.auth import SiteTokens
+    from monitor.logging_setup import uvicorn_log_config
     from monitor.storage.db import make_engine
     from monitor.storage.migrate import is_at_head
 
@@ -49,7 +52,8 @@ def run_server(config: Config, *, host: str | None = None, port: int | None = No
         app,
         host=host or config.server.host,
         port=port or config.server.port,
-        log_level="info",
+        log_config=uvicorn_log_config(verbose),
+        log_level="debug" if verbose else "info",
         access_log=False,
         timeout_graceful_shutdown=10,
     )

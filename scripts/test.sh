@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh Debian machine, then run them.
 # - Debian packages: promtool (`prometheus`), Alertmanager, fping, iproute2, Chromium and the
-#   Noto fonts (browser tests), PostgreSQL if absent, python3-venv;
+#   Noto fonts (browser tests), docker-compose and systemd (lint only), PostgreSQL if absent,
+#   python3-venv;
 # - PostgreSQL on 127.0.0.1:5432 with a database `test` that user postgres reaches without a
 #   password (started and configured if needed);
 # - the project and its dev extras in a virtual environment, ./.venv;
@@ -17,6 +18,8 @@ apt_pkgs=()
 command -v promtool >/dev/null || apt_pkgs+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || apt_pkgs+=(prometheus-alertmanager)
 command -v fping >/dev/null || apt_pkgs+=(fping)
+command -v docker-compose >/dev/null || apt_pkgs+=(docker-compose)   # lints deploy/compose.yaml
+command -v systemd-analyze >/dev/null || apt_pkgs+=(systemd)          # lints the units
 command -v ip >/dev/null || apt_pkgs+=(iproute2)
 command -v chromium >/dev/null || apt_pkgs+=(chromium)
 [ -e /usr/share/fonts/truetype/noto/NotoSansLao-Regular.ttf ] || apt_pkgs+=(fonts-noto-core)
@@ -50,6 +53,7 @@ fi
 log "virtual environment .venv and pip install -e .[dev]"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 PY=.venv/bin/python
+export PATH="$PWD/.venv/bin:$PATH"   # tools installed into the venv (hadolint) are found
 PIP_DISABLE_PIP_VERSION_CHECK=1 $PY -m pip install -q -e '.[dev]'
 
 log "ruff"
