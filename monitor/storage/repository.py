@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from monitor.storage.ingest import UnknownTargetsError, ingest_batch
@@ -74,18 +74,29 @@ def latest_results(session: Session, site_id: str | None = None) -> dict[tuple[s
     unlike a window function or a ``GROUP BY max(measured_at)`` over all results.
     """
     newer = aliased(Result)
-    newest_id = (
+    newest = (
         select(newer.id)
         .where(newer.site_id == Target.site_id, newer.target_id == Target.target_id)
         .order_by(newer.measured_at.desc(), newer.id.desc())
         .limit(1)
-        .correlate(Target)
-        .scalar_subquery()
     )
-    ids = select(newest_id).select_from(Target)
-    if site_id is not None:
-        ids = ids.where(Target.site_id == site_id)
-    stmt = select(Result).where(Result.id.in_(ids))
+    if session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL plans ``id IN (correlated subquery)`` as a hash join over a scan of
+        # every result; a LATERAL join keeps it at one index seek per target.
+        lat = newest.lateral("newest")
+        stmt = (
+            select(Result)
+            .select_from(Target)
+            .join(lat, true())
+            .join(Result, Result.id == lat.c.id)
+        )
+        if site_id is not None:
+            stmt = stmt.where(Target.site_id == site_id)
+    else:
+        ids = select(newest.correlate(Target).scalar_subquery()).select_from(Target)
+        if site_id is not None:
+            ids = ids.where(Target.site_id == site_id)
+        stmt = select(Result).where(Result.id.in_(ids))
     return {(r.site_id, r.target_id): r for r in session.scalars(stmt)}
 
 
