@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -17,12 +18,13 @@ from sqlalchemy.orm import sessionmaker
 
 from api.auth import SiteTokens
 from api.metrics import install_metrics
-from api.routes import health, ingest, query
+from api.routes import alerts, export, health, incidents, ingest, query
 from api.services import Services, utc_now
 from api.status.views import router as status_router
 from monitor.config import Config
 from monitor.storage.db import make_engine
 from monitor.storage.sync import ConfigMirror
+from monitor.workers import background_workers
 
 log = logging.getLogger("linkwatch.api")
 
@@ -34,6 +36,7 @@ def create_app(
     *,
     engine: Engine | None = None,
     clock: Callable[[], datetime] | None = None,
+    run_workers: bool = True,
 ) -> FastAPI:
     """Build the server app for ``config``: routes, services, startup work.
 
@@ -42,6 +45,8 @@ def create_app(
         engine: the database; by default one is made from ``config.server.database_url``
             (and disposed at shutdown). A given engine stays the caller's.
         clock: "now" as an aware UTC datetime; the real clock by default.
+        run_workers: start the background workers (``monitor.workers``: state evaluator,
+            notification delivery, rollups) with the app; tests of one route may say no.
 
     Site tokens are resolved here (ConfigError if a ``token_env`` variable is unset or two
     sites share a token). Nothing touches the database until startup, which copies the
@@ -63,9 +68,24 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(mirror.ensure)
+        stop = asyncio.Event()
+        tasks = (
+            [
+                asyncio.create_task(worker(services, stop), name=f"linkwatch-{name}")
+                for name, worker in background_workers()
+            ]
+            if run_workers
+            else []
+        )
         try:
             yield
         finally:
+            stop.set()
+            for task in tasks:
+                try:
+                    await asyncio.wait_for(task, timeout=10)
+                except Exception:  # a worker that fails to stop must not block shutdown
+                    log.exception("background worker %s did not stop cleanly", task.get_name())
             if own_engine:
                 db.dispose()
 
@@ -83,6 +103,9 @@ def create_app(
     app.include_router(health.router)
     app.include_router(ingest.router)
     app.include_router(query.router)
+    app.include_router(incidents.router)
+    app.include_router(alerts.router)
+    app.include_router(export.router)
     app.include_router(status_router)
     install_metrics(app)
     return app

@@ -79,3 +79,56 @@ def format_age(now: datetime, then: datetime | None, gettext: Gettext) -> str:
     if seconds < 172_800:
         return gettext("%(n)d h ago") % {"n": seconds // 3600}
     return gettext("%(n)d d ago") % {"n": seconds // 86_400}
+
+
+def format_availability(ratio: float | None) -> str:
+    """Return an availability ratio as a percentage with two decimals: "99.95", "100".
+
+    Never rounds up to "100" (99.996 % shows "99.99"): 100 means no DOWN round at all.
+    "—" when unknown.
+    """
+    value = _known(ratio)
+    if value is None:
+        return NO_VALUE
+    if value >= 1.0:
+        return "100"
+    return f"{math.floor(value * 10_000) / 100:.2f}"
+
+
+def format_score(score: float | None) -> str:
+    """Return a 0-100 score as a whole number ("87"); "—" when not scored."""
+    value = _known(score)
+    return NO_VALUE if value is None else f"{value:.0f}"
+
+
+def format_offset(seconds: float | None) -> str:
+    """Return a clock offset with its sign, in seconds: "+0.84 s", "-12 s"; "—" if unknown."""
+    value = _known(seconds)
+    if value is None:
+        return NO_VALUE
+    text = f"{value:+.2f}" if abs(value) < 10 else f"{value:+.0f}"
+    return f"{text} s"
+
+
+def format_duration(seconds: float | None, gettext: Gettext) -> str:
+    """Return a duration as its two largest units: "45 s", "3 min 20 s", "5 h 2 min",
+    "2 d 4 h" (translated); "—" when unknown."""
+    value = _known(seconds)
+    if value is None:
+        return NO_VALUE
+    total = max(0, int(value))
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return gettext("%(d)d d %(h)d h") % {"d": days, "h": hours}
+    if hours:
+        return gettext("%(h)d h %(m)d min") % {"h": hours, "m": minutes}
+    if minutes:
+        return gettext("%(m)d min %(s)d s") % {"m": minutes, "s": secs}
+    return gettext("%(s)d s") % {"s": secs}
+
+
+def local_day(instant: datetime, zone: str) -> str:
+    """Return the calendar day of ``instant`` in ``zone``: "2024-05-01"."""
+    return instant.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d")

@@ -18,9 +18,14 @@ from api.i18n import N_, Language, load_translations
 from api.status.format import (
     NO_VALUE,
     format_age,
+    format_availability,
     format_count,
+    format_duration,
     format_ms,
+    format_offset,
     format_percent,
+    format_score,
+    local_day,
     local_time,
     utc_offset,
 )
@@ -54,6 +59,51 @@ RESULT_LABELS: Mapping[str, str] = {
 }
 """The word shown for one stored result's status (``ProbeStatus`` value; message ids)."""
 
+SCORE_LABELS: Mapping[str, str] = {"good": N_("good"), "fair": N_("fair"), "poor": N_("poor")}
+"""The word for each :class:`api.status.score.ScoreBand` value (message ids)."""
+
+LOSS_LABELS: Mapping[str, str] = {
+    "0": N_("no loss"),
+    "1": N_("loss up to 5 %%"),
+    "2": N_("loss up to 20 %%"),
+    "3": N_("loss up to 50 %%"),
+    "4": N_("loss over 50 %%"),
+}
+"""The legend of each :class:`api.status.charts.LossClass` (message ids; %% is one %)."""
+
+RANGE_LABELS: Mapping[str, str] = {
+    "3h": N_("3 hours"),
+    "1d": N_("1 day"),
+    "7d": N_("7 days"),
+    "30d": N_("30 days"),
+    "1y": N_("1 year"),
+}
+"""The name of each :class:`api.status.charts.ChartRange` (message ids)."""
+
+ROLE_LABELS: Mapping[str, str] = {
+    "viewer": N_("viewer"),
+    "operator": N_("operator"),
+    "admin": N_("admin"),
+}
+"""The name of each :class:`monitor.accounts.users.Role` (message ids)."""
+
+LOSS_COLOURS: Mapping[str, str] = {
+    "0": "#1a9641",
+    "1": "#2c7bb6",
+    "2": "#7b3294",
+    "3": "#e66101",
+    "4": "#b2182b",
+}
+"""The colour of the median line per loss class (always beside a legend in words)."""
+
+INCIDENT_KINDS: Mapping[str, str] = {
+    "target": N_("Target DOWN"),
+    "site": N_("Site unreachable"),
+    "gateway": N_("Gateway lost from most sites"),
+}
+"""The words for each :class:`monitor.alerting.events.IncidentKind` value (message ids);
+another kind is shown as it is."""
+
 LANGUAGE_NAMES: Mapping[Language, str] = {Language.EN: "English", Language.LO: "ລາວ"}
 """Each language named in itself, for the language switch."""
 
@@ -68,6 +118,14 @@ class Pages:
         """Render ``template`` in ``language`` with ``context``; raise on an undefined name."""
         env = self.environments[language]
         return env.get_template(template).render({**context, "language": language})
+
+    def render_block(
+        self, template: str, block: str, language: Language, context: Mapping[str, Any]
+    ) -> str:
+        """Render only ``block`` of ``template`` (KeyError if it has no such block)."""
+        tmpl = self.environments[language].get_template(template)
+        ctx = tmpl.new_context({**context, "language": language})
+        return "".join(tmpl.blocks[block](ctx))
 
 
 def _environment(language: Language) -> Environment:
@@ -86,12 +144,23 @@ def _environment(language: Language) -> Environment:
         percent=format_percent,
         count=format_count,
         local_time=local_time,
+        local_day=local_day,
+        availability=format_availability,
+        score=format_score,
+        offset=format_offset,
+        duration=lambda seconds: format_duration(seconds, translations.gettext),
     )
     env.globals.update(
         NO_VALUE=NO_VALUE,
         STATE_LABELS=STATE_LABELS,
         REASON_LABELS=REASON_LABELS,
         RESULT_LABELS=RESULT_LABELS,
+        SCORE_LABELS=SCORE_LABELS,
+        LOSS_LABELS=LOSS_LABELS,
+        RANGE_LABELS=RANGE_LABELS,
+        ROLE_LABELS=ROLE_LABELS,
+        LOSS_COLOURS=LOSS_COLOURS,
+        INCIDENT_KINDS=INCIDENT_KINDS,
         LANGUAGE_NAMES=LANGUAGE_NAMES,
         LANGUAGES=list(Language),
         utc_offset=utc_offset,

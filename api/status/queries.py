@@ -1,22 +1,21 @@
-"""Read what the status page and /metrics show: latest results, agents, recent rounds.
+"""Read what the status page and /metrics show of the raw results: each target's latest.
 
-Built on :mod:`monitor.storage.repository` where it has the query; the latest and recent
-results are one index seek per target on ``ix_results_site_target_time``, so their cost does
-not grow with the years of history kept. Rows are copied into frozen :class:`Reading`
-records so nothing outlives the session.
+Built on :mod:`monitor.storage.repository`; the latest result is one index seek per target
+on ``ix_results_site_target_time``, so its cost does not grow with the years of history
+kept. Everything over time (charts, availability) comes from rollups and state periods.
+Rows are copied into frozen :class:`Reading` records so nothing outlives the session.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from monitor.storage.models import Result
-from monitor.storage.repository import latest_results, site_agents
+from monitor.storage.models import Result, Target
+from monitor.storage.repository import site_agents
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,39 +74,60 @@ class AgentSeen:
     uploads: int
 
 
-def recent_readings(session: Session, site_id: str, target_id: str, limit: int) -> list[Reading]:
-    """Return up to ``limit`` newest results of one target, newest first."""
-    stmt = (
-        select(Result)
-        .where(Result.site_id == site_id, Result.target_id == target_id)
-        .order_by(Result.measured_at.desc(), Result.id.desc())
-        .limit(limit)
-    )
-    return [Reading.from_row(row) for row in session.scalars(stmt)]
+_READING_COLUMNS = (
+    Result.site_id,
+    Result.target_id,
+    Result.kind,
+    Result.status,
+    Result.measured_at,
+    Result.rtt_s,
+    Result.packet_loss,
+    Result.jitter_s,
+    Result.sent,
+    Result.received,
+    Result.duplicates,
+    Result.error,
+)
 
 
 def latest_readings(session: Session, site_id: str | None = None) -> dict[tuple[str, str], Reading]:
     """Return the newest result of each target (of ``site_id``, or of every site).
 
-    Keyed ``(site_id, target_id)``; targets without a result are absent. Uses
-    :func:`monitor.storage.repository.latest_results` (one index seek per target).
+    Keyed ``(site_id, target_id)``; targets without a result are absent. The same query
+    as :func:`monitor.storage.repository.latest_results` (one backward index seek per
+    target, driven by the ``targets`` table) but reading only the columns a
+    :class:`Reading` holds: the JSON columns (RTT samples, phases) are never decoded.
     """
-    return {key: Reading.from_row(row) for key, row in latest_results(session, site_id).items()}
-
-
-def site_recent_readings(
-    session: Session, site_id: str, target_ids: Iterable[str], limit: int
-) -> list[Reading]:
-    """Return up to ``limit`` newest results of the given targets of a site, newest first.
-
-    One index seek per target, merged here: ordering the whole site by time in SQL would
-    scan all of the site's history.
-    """
-    merged: list[Reading] = []
-    for target_id in target_ids:
-        merged.extend(recent_readings(session, site_id, target_id, limit))
-    merged.sort(key=lambda r: r.measured_at, reverse=True)
-    return merged[:limit]
+    newer = aliased(Result)
+    newest_id = (
+        select(newer.id)
+        .where(newer.site_id == Target.site_id, newer.target_id == Target.target_id)
+        .order_by(newer.measured_at.desc(), newer.id.desc())
+        .limit(1)
+        .correlate(Target)
+        .scalar_subquery()
+    )
+    ids = select(newest_id).select_from(Target)
+    if site_id is not None:
+        ids = ids.where(Target.site_id == site_id)
+    stmt = select(*_READING_COLUMNS).where(Result.id.in_(ids))
+    return {
+        (row.site_id, row.target_id): Reading(
+            site_id=row.site_id,
+            target_id=row.target_id,
+            kind=row.kind,
+            status=row.status,
+            measured_at=row.measured_at,
+            rtt_s=row.rtt_s,
+            packet_loss=row.packet_loss,
+            jitter_s=row.jitter_s,
+            sent=row.sent,
+            received=row.received,
+            duplicates=row.duplicates,
+            error=row.error,
+        )
+        for row in session.execute(stmt)
+    }
 
 
 def agents_seen(session: Session) -> dict[str, AgentSeen]:

@@ -85,10 +85,7 @@ def latest_results(session: Session, site_id: str | None = None) -> dict[tuple[s
         # every result; a LATERAL join keeps it at one index seek per target.
         lat = newest.lateral("newest")
         stmt = (
-            select(Result)
-            .select_from(Target)
-            .join(lat, true())
-            .join(Result, Result.id == lat.c.id)
+            select(Result).select_from(Target).join(lat, true()).join(Result, Result.id == lat.c.id)
         )
         if site_id is not None:
             stmt = stmt.where(Target.site_id == site_id)

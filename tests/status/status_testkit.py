@@ -79,6 +79,33 @@ def result(
     )
 
 
+def icmp_round(
+    target_id: str,
+    measured_at: datetime,
+    rtts_s: list[float | None],
+    *,
+    status: str = "up",
+    jitter_s: float | None = 0.001,
+) -> ResultIn:
+    """Return one uploaded ICMP round with these per-request RTTs (``None``: lost)."""
+    replies = [v for v in rtts_s if v is not None]
+    return ResultIn(
+        result_id=str(uuid.uuid4()),
+        target_id=target_id,
+        kind=ProbeKind.ICMP,
+        status=ProbeStatus(status),
+        measured_at=measured_at,
+        duration_s=1.0,
+        rtt_s=sum(replies) / len(replies) if replies else None,
+        packet_loss=1 - len(replies) / len(rtts_s) if rtts_s else None,
+        jitter_s=jitter_s if replies else None,
+        sent=len(rtts_s),
+        received=len(replies),
+        duplicates=0,
+        rtts_s=rtts_s,
+    )
+
+
 @dataclass
 class World:
     """A migrated database and the means to fill it and serve it through the real app."""
@@ -87,18 +114,73 @@ class World:
     engine: Engine
 
     def ingest(
-        self, config: Config, site_id: str, results: list[ResultIn], received_at: datetime = NOW
+        self,
+        config: Config,
+        site_id: str,
+        results: list[ResultIn],
+        received_at: datetime = NOW,
+        *,
+        spool: dict[str, Any] | None = None,
+        agent_sent_at: datetime | None = None,
     ) -> None:
-        """Mirror ``config`` into the database and store ``results`` as one uploaded batch."""
+        """Mirror ``config`` into the database and store ``results`` as one uploaded batch
+        (with the agent's spool report ``spool``, if given)."""
         with Session(self.engine) as session:
             sync_config(session, config, received_at)
-            batch = BatchIn(
-                batch_id=str(uuid.uuid4()),
-                site_id=site_id,
-                agent_sent_at=received_at,
-                results=results,
+            batch = BatchIn.model_validate(
+                {
+                    "batch_id": str(uuid.uuid4()),
+                    "site_id": site_id,
+                    "agent_sent_at": agent_sent_at or received_at,
+                    "results": results,
+                    **({"spool": spool} if spool is not None else {}),
+                }
             )
             ingest_batch(session, site_id, batch, received_at)
+            session.commit()
+
+    def roll_up(self, config: Config, now: datetime = NOW) -> int:
+        """Roll up every result stored so far (no settling delay); return how many were read."""
+        from sqlalchemy.orm import sessionmaker
+
+        from monitor.storage.rollups_job import roll_up_all
+
+        return roll_up_all(sessionmaker(self.engine), config, now, settle_s=0.0)
+
+    def evaluate(self, config: Config, now: datetime = NOW, passes: int = 3) -> None:
+        """Run the incident engine's state evaluator (state periods, incidents) at ``now``."""
+        from sqlalchemy.orm import sessionmaker
+
+        from api.services import Services
+        from monitor.alerting.evaluator import evaluator_for
+
+        services = Services(
+            config=config,
+            engine=self.engine,
+            sessions=sessionmaker(self.engine, expire_on_commit=False),
+            clock=lambda: now,
+        )
+        evaluator = evaluator_for(services)
+        for _ in range(passes):
+            evaluator.run_pass()
+
+    def periods(
+        self, config: Config, site_id: str, rows: list[tuple[str, str, datetime, datetime]]
+    ) -> None:
+        """Store state periods ``(target_id, state, start, end)`` as the evaluator would."""
+        from sqlalchemy import insert
+
+        from monitor.storage.models_incidents import TargetStatePeriod
+
+        with Session(self.engine) as session:
+            sync_config(session, config, NOW)
+            session.execute(
+                insert(TargetStatePeriod),
+                [
+                    {"site_id": site_id, "target_id": t, "state": s, "start_at": a, "end_at": b}
+                    for t, s, a, b in rows
+                ],
+            )
             session.commit()
 
     @contextmanager
@@ -106,7 +188,7 @@ class World:
         """Serve the database through ``api.app.create_app`` with a fixed clock."""
         from api.app import create_app
 
-        app = create_app(config, engine=self.engine, clock=lambda: now)
+        app = create_app(config, engine=self.engine, clock=lambda: now, run_workers=False)
         with TestClient(app) as client:
             yield client
 

@@ -1,0 +1,1 @@
+"""Status-page accounts: users with one role each, password hashes, login sessions."""
