@@ -35,6 +35,9 @@ class _TargetBase(_Strict):
     jitter_degraded_s: float | None = Field(default=None, gt=0)
     failures_to_down: int | None = Field(default=None, ge=1, le=100)
     successes_to_recover: int | None = Field(default=None, ge=1, le=100)
+    # Retry rounds (monitor.agent.scheduler): after a DOWN round, the next rounds come this
+    # many seconds apart until failures_to_down rounds failed in a row; None: no retries.
+    retry_interval_s: float | None = Field(default=None, gt=0, le=86_400)
 
     @field_validator("id")
     @classmethod
@@ -44,6 +47,15 @@ class _TargetBase(_Strict):
                 "must be 1-63 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
             )
         return v
+
+    @model_validator(mode="after")
+    def _retry_within_interval(self) -> _TargetBase:
+        if self.retry_interval_s is not None and self.retry_interval_s > self.interval_s:
+            raise ValueError(
+                f"retry_interval_s {self.retry_interval_s:g} is longer than interval_s "
+                f"{self.interval_s:g}; retries come at most interval_s apart"
+            )
+        return self
 
     @property
     def display_name(self) -> str:
@@ -67,6 +79,11 @@ class IcmpTarget(_TargetBase):
             raise ValueError(
                 f"a round takes up to {round_s:g} s ((count-1) x spacing_s + timeout_s), "
                 f"longer than interval_s {self.interval_s:g}"
+            )
+        if self.retry_interval_s is not None and round_s > self.retry_interval_s:
+            raise ValueError(
+                f"a round takes up to {round_s:g} s ((count-1) x spacing_s + timeout_s), "
+                f"longer than retry_interval_s {self.retry_interval_s:g}"
             )
         return self
 

@@ -179,6 +179,7 @@ async def _run_with_spool(
             clock=clock,
             on_result=on_result,
             clock_offset=lambda: uploader.stats.clock_offset_s,
+            site=site,
         )
         status.rounds = lambda target_id: scheduler.stats.targets[target_id].rounds_total
         if settings.listen is not None:  # imported here: uvicorn and Jinja2 only when used

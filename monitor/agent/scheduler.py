@@ -6,6 +6,19 @@ jitter ``offset_t`` in ``[0, interval_s)`` derived from SHA-256 of ``"<site>/<ta
 deterministic (the same phase after every restart, so graphs and logs line up) and spread
 evenly over the interval, so seven sites' targets do not all fire at once.
 
+Retry rounds (case C14): when a target sets ``retry_interval_s``, a round whose status is
+DOWN (a target-side failure; never ERROR, a monitor-side failure that must not hasten a
+page) is followed by *retry rounds* ``retry_interval_s`` apart, counted from the failed
+round's due time, until ``failures_to_down`` rounds in a row have failed (the evaluator has
+then confirmed DOWN; :func:`monitor.alerting.state_machine.failures_to_down_for`, the same
+count the evaluator uses) or a round succeeds. Retry rounds run *between* the regular slots,
+which never move: a retry that could not finish (its :func:`round_budget_s`) before the next
+regular slot gives way to that slot, so after the retries, and after a recovery, the target
+is back on its original phase. An ERROR round neither extends nor breaks the run of failures
+(like the evaluator's streak), but schedules no retry. So with ``interval_s`` 300,
+``retry_interval_s`` 60 and ``failures_to_down`` 4 (3 retries), a target failing from a
+12:00:00 slot is probed at 12:00, 12:01, 12:02 and 12:03 (DOWN confirmed), then at 12:05.
+
 A round that overruns its slot does not stack: the next round runs at the first slot not
 yet passed, and the slots passed over are counted (``skipped_slots_total``). A slot missed
 by at most ``late_grace_s`` (min(1 s, 10 % of the interval)) still runs, late, so a round
@@ -33,6 +46,8 @@ from monitor.agent.clock import AgentClock, SystemClock, sleep_or_stop
 from monitor.agent.ids import ResultIds
 from monitor.agent.precision import quantize
 from monitor.agent.spool import Spool
+from monitor.alerting.state_machine import failures_to_down_for
+from monitor.config import SiteConfig
 from monitor.wire import ResultIn
 from probes.context import ProbeContext
 from probes.result import ProbeKind, ProbeResult, ProbeStatus
@@ -100,6 +115,45 @@ def next_slot(base_s: float, interval_s: float, last_slot: int, now_s: float) ->
     return max(following, math.ceil((now_s - base_s) / interval_s))
 
 
+def count_failures(failures: int, status: ProbeStatus | None) -> int:
+    """Return the run of consecutive failed rounds after a round of ``status``.
+
+    DOWN extends the run, UP ends it (0); ERROR, or ``None`` (no result: a bug of ours),
+    leaves it as it was, as the evaluator's streak does.
+    """
+    if status is ProbeStatus.DOWN:
+        return failures + 1
+    if status is ProbeStatus.UP:
+        return 0
+    return failures
+
+
+def retry_due_s(
+    target: TargetSpec,
+    status: ProbeStatus | None,
+    failures: int,
+    failures_to_down: int,
+    last_due_s: float,
+    next_slot_due_s: float,
+) -> float | None:
+    """Return when the retry round after a round due at ``last_due_s`` is due, or ``None``.
+
+    A retry follows a round whose ``status`` was DOWN, while the run of ``failures`` (counting
+    that round) is shorter than ``failures_to_down``, when the target sets
+    ``retry_interval_s``; it is due ``retry_interval_s`` after ``last_due_s`` (monotonic
+    seconds). ``None``: no retry, or one that could not finish (:func:`round_budget_s`) by
+    ``next_slot_due_s``, the next regular slot, which then runs instead.
+    """
+    if target.retry_interval_s is None or status is not ProbeStatus.DOWN:
+        return None
+    if not 0 < failures < failures_to_down:
+        return None
+    due_s = last_due_s + target.retry_interval_s
+    if due_s + round_budget_s(target) > next_slot_due_s:
+        return None
+    return due_s
+
+
 @dataclass
 class TargetStats:
     """Running counters for one target (mutable, read by the agent's status and metrics).
@@ -110,6 +164,7 @@ class TargetStats:
         probe_exceptions_total: rounds whose probe raised (a bug), made ERROR.
         backstop_expired_total: rounds stopped by the backstop deadline, made ERROR.
         skipped_slots_total: cadence slots passed over because a round overran.
+        retry_rounds_total: retry rounds run (after a DOWN round, ``retry_interval_s`` apart).
         spool_failures_total: results that could not be written to the spool (lost, logged).
         last_measured_at: ``measured_at`` of the latest round; ``None`` before the first.
         last_status: status of the latest round; ``None`` before the first.
@@ -120,6 +175,7 @@ class TargetStats:
     probe_exceptions_total: int = 0
     backstop_expired_total: int = 0
     skipped_slots_total: int = 0
+    retry_rounds_total: int = 0
     spool_failures_total: int = 0
     last_measured_at: datetime | None = None
     last_status: ProbeStatus | None = None
@@ -193,6 +249,9 @@ class Scheduler:
         result_ids: the id source; ``None`` means a new :class:`ResultIds`.
         clock_offset: returns the agent's current estimate of server minus agent clock
             (seconds, ``None`` if unknown), stamped on each result; ``None``: never known.
+        site: the site's configuration, read only for its ``failures_to_down`` (how many
+            failed rounds in a row end the retry rounds); ``None``: each target's own value,
+            else the default 3.
     """
 
     def __init__(
@@ -210,6 +269,7 @@ class Scheduler:
         on_result: ResultObserver | None = None,
         result_ids: ResultIds | None = None,
         clock_offset: Callable[[], float | None] | None = None,
+        site: SiteConfig | None = None,
     ) -> None:
         if run_probe is None:
             from probes import run_probe as default_runner
@@ -229,6 +289,7 @@ class Scheduler:
         self._traced: set[tuple[str, str]] = set()
         self._ids = result_ids or ResultIds()
         self._clock_offset = clock_offset
+        self._site = site
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every target's loop until ``stop`` is set; then drain and return.
@@ -257,17 +318,25 @@ class Scheduler:
         interval_s = target.interval_s
         base_s = start_s + first_offset_s(self.site_id, target.id, interval_s)
         stats = self.stats.targets[target.id]
-        slot = 0
+        failures_to_down = failures_to_down_for(target, self._site)
+        upcoming = 0  # the next regular slot not yet run
+        retry_s: float | None = None  # when the next retry round is due, if one is
+        failures = 0
         while True:
-            delay_s = base_s + slot * interval_s - self._clock.monotonic()
-            if await sleep_or_stop(self._clock, delay_s, stop):
+            due_s = base_s + upcoming * interval_s if retry_s is None else retry_s
+            if await sleep_or_stop(self._clock, due_s - self._clock.monotonic(), stop):
                 return
+            status: ProbeStatus | None = None
             try:
-                await self.run_round(target)
+                status = (await self.run_round(target)).status
             except Exception as exc:  # run_round guards probes; this is a bug of ours
                 log.error("target %s: round failed unexpectedly: %s", target.id, exc, exc_info=True)
-            following = next_slot(base_s, interval_s, slot, self._clock.monotonic())
-            skipped = following - slot - 1
+            if retry_s is not None:
+                stats.retry_rounds_total += 1
+            failures = count_failures(failures, status)
+            last = upcoming if retry_s is None else upcoming - 1  # the last regular slot run
+            following = next_slot(base_s, interval_s, last, self._clock.monotonic())
+            skipped = following - last - 1
             if skipped > 0:
                 stats.skipped_slots_total += skipped
                 log.warning(
@@ -276,7 +345,18 @@ class Scheduler:
                     interval_s,
                     skipped,
                 )
-            slot = following
+            upcoming = following
+            retry_s = retry_due_s(
+                target, status, failures, failures_to_down, due_s, base_s + upcoming * interval_s
+            )
+            if retry_s is not None:
+                log.debug(
+                    "target %s: round %d of %d in a row failed; retrying in %gs",
+                    target.id,
+                    failures,
+                    failures_to_down,
+                    target.retry_interval_s,
+                )
 
     async def run_round(self, target: TargetSpec) -> ResultIn:
         """Run one round of ``target`` now (within the concurrency limit) and spool it.

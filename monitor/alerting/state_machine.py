@@ -18,7 +18,8 @@ The machine keeps a *confirmed level* (UP < DEGRADED < DOWN, or none yet):
   round inside UP is UP time: cases C13, C25).
 - Retries: a probe with N retries maps to ``failures_to_down = N + 1``: each retry is a
   round like any other, so DOWN is declared at the last retry (case C14), and at the first
-  failed round with no retries.
+  failed round with no retries. The agent runs those rounds ``retry_interval_s`` apart
+  (:mod:`monitor.agent.scheduler`, counting with :func:`failures_to_down_for`).
 
 Time: each round stands for ``[measured_at, min(next round, measured_at + cap_s))`` where
 ``cap_s`` is the target's interval plus a grace of half an interval; time no round stands
@@ -38,9 +39,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from monitor.config import Config, LinkProfile
+from monitor.config import Config, LinkProfile, SiteConfig
 from monitor.state import ResultLike, TargetState, assess_target
 from probes.result import ProbeStatus
+from probes.specs import TargetSpec
 
 DEFAULT_FAILURES_TO_DOWN = 3
 DEFAULT_SUCCESSES_TO_RECOVER = 2
@@ -87,6 +89,17 @@ class Rules:
     cap_s: float = 45.0
 
 
+def failures_to_down_for(target: TargetSpec, site: SiteConfig | None) -> int:
+    """Return the consecutive failed rounds that confirm ``target`` DOWN (>= 1).
+
+    The target's ``failures_to_down``, else its site's, else 3. ``site`` ``None``: no site
+    value. The evaluator (:func:`rules_for`) and the agent's retry rounds
+    (:mod:`monitor.agent.scheduler`) both use this, so they count the same rounds.
+    """
+    site_value = site.failures_to_down if site is not None else None
+    return target.failures_to_down or site_value or DEFAULT_FAILURES_TO_DOWN
+
+
 def rules_for(config: Config, site_id: str, target_id: str) -> Rules:
     """Return the rules of ``target_id`` at ``site_id`` from the configuration.
 
@@ -107,9 +120,7 @@ def rules_for(config: Config, site_id: str, target_id: str) -> Rules:
         profile = profile.model_copy(update=overrides)
     return Rules(
         profile=profile,
-        failures_to_down=target.failures_to_down
-        or site.failures_to_down
-        or DEFAULT_FAILURES_TO_DOWN,
+        failures_to_down=failures_to_down_for(target, site),
         successes_to_recover=target.successes_to_recover
         or site.successes_to_recover
         or DEFAULT_SUCCESSES_TO_RECOVER,
