@@ -408,11 +408,13 @@ class Uploader:
             batch_id = batch_id_for([r.result_id for r in batch])
             payload = await asyncio.to_thread(self.encode, batch_id, batch, report)
             self._bytes_per_result = max(1.0, len(payload) / len(batch))
-            if budget is None or len(batch) == 1:
+            if budget is None:
                 return batch, batch_id, payload
             room = budget.available_bytes(now) - REQUEST_OVERHEAD_BYTES
             if len(payload) <= room or budget.window_empty(now):
                 return batch, batch_id, payload
+            if len(batch) == 1:  # even one result does not fit: wait (only an empty window
+                break  # may be overrun, see monitor.agent.budget)
             limit = max(1, min(len(batch) - 1, int(len(batch) * room / len(payload) * 0.9)))
         assert budget is not None  # the loop returns without a budget
         return self._over_budget(budget.wait_s(now, REQUEST_OVERHEAD_BYTES + len(payload)))

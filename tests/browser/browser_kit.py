@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,3 +19,19 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@dataclass
+class Server:
+    """The running app: its base URL and the FastAPI app (for test seams on app.state)."""
+
+    url: str
+    app: Any
+
+
+@dataclass
+class Requests:
+    """Every URL the browser asked for; those not on 127.0.0.1 were refused."""
+
+    seen: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)

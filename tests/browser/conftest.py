@@ -18,13 +18,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
+from browser_kit import Requests, Server
 from seed import NOW, seed
 
 from api.app import create_app
@@ -51,15 +51,7 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@dataclass
-class Server:
-    """The running app: its base URL and the FastAPI app (for test seams on app.state)."""
-
-    url: str
-    app: Any
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Serve the seeded world with uvicorn on 127.0.0.1 (a free port), fixed clock."""
     path = tmp_path_factory.mktemp("browser") / "linkwatch.db"
@@ -88,9 +80,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Launch Debian's Chromium headless through Playwright (never Playwright's download)."""
+    """Launch Debian's Chromium headless through Playwright (never Playwright's download).
+
+    Module scope, not session: Playwright's sync API keeps an event loop running in this
+    thread while it is open, which would break every asyncio test collected after it.
+    """
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     try:
@@ -103,14 +99,6 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
-
-
-@dataclass
-class Requests:
-    """Every URL the browser asked for; those not on 127.0.0.1 were refused."""
-
-    seen: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
 
 
 @pytest.fixture

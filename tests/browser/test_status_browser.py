@@ -7,8 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from browser_kit import DESKTOP, PHONE, screenshot
-from conftest import Requests, Server
+from browser_kit import DESKTOP, PHONE, Requests, Server, screenshot
 
 Context = Callable[..., Any]
 SIZES = [pytest.param(DESKTOP, "desktop", id="desktop"), pytest.param(PHONE, "phone", id="phone")]
