@@ -9,14 +9,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from api.auth import SiteTokens
+from api.auth import SiteTokens, require_reader
 from api.metrics import install_metrics
 from api.routes import alerts, export, health, incidents, ingest, query
 from api.services import Services, utc_now
@@ -102,10 +102,12 @@ def create_app(
     app.add_exception_handler(Exception, _server_error)
     app.include_router(health.router)
     app.include_router(ingest.router)
-    app.include_router(query.router)
-    app.include_router(incidents.router)
-    app.include_router(alerts.router)
-    app.include_router(export.router)
+    # In private mode the data routes need a status-page login or the operator token.
+    private = [Depends(require_reader)]
+    app.include_router(query.router, dependencies=private)
+    app.include_router(incidents.router, dependencies=private)
+    app.include_router(alerts.router, dependencies=private)
+    app.include_router(export.router, dependencies=private)
     app.include_router(status_router)
     install_metrics(app)
     return app

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from monitor.config import Config, ConfigError
+from monitor.config import Config, ConfigError, StatusPageMode
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -102,3 +102,33 @@ def authenticated_site(
 
 
 AuthenticatedSite = Annotated[str, Depends(authenticated_site)]
+
+
+def require_reader(request: Request) -> None:
+    """Let a request read data unless the service runs in private mode and it may not.
+
+    In ``server.status_page: private`` mode the JSON API, the export and ``/metrics`` need
+    what the pages need: a logged-in status-page session (any role), or the operator token
+    (``server.admin_token``) as ``Authorization: Bearer`` — which is how Prometheus scrapes
+    a private Linkwatch (``authorization: {credentials: ...}`` in its scrape config).
+
+    Raises:
+        HTTPException: 401 with ``WWW-Authenticate: Bearer`` and one sentence.
+    """
+    from api.status.access import visitor
+
+    services = request.app.state.services
+    if services.config.server.status_page != StatusPageMode.PRIVATE:
+        return
+    admin = services.config.server.resolve_admin_token()
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if admin and scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), admin):
+        return
+    if visitor(request, services).user is not None:
+        return
+    raise HTTPException(
+        status_code=401,
+        detail="This Linkwatch runs in private mode: log in on the status page, or send the "
+        "operator token as a Bearer token.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )

@@ -12,9 +12,10 @@ database reads), :mod:`~api.metrics.collector` (families from the readings),
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 
+from api.auth import require_reader
 from api.metrics.collector import LinkwatchCollector
 from api.metrics.exposition import (
     OPENMETRICS_CONTENT_TYPE,
@@ -40,7 +41,7 @@ def install_metrics(app: FastAPI) -> None:
     app.state.metrics_collector = collector
     app.state.metrics_registry = registry
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_reader)])
     def metrics(request: Request) -> Response:
         openmetrics = wants_openmetrics(request.headers.get("accept", ""))
         body = render(collector.families(), openmetrics)
