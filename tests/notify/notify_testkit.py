@@ -71,12 +71,15 @@ class HttpReceiver:
 
     ``delays_s`` and ``statuses`` are consumed one per request (then 0 s and 200): the n-th
     request is answered after ``delays_s[n]`` seconds with ``statuses[n]``.
+    ``statuses_by_path`` does the same per request path, before ``statuses``; use it when
+    requests to several paths may arrive in either order.
     """
 
     port: int
     requests: list[Request] = field(default_factory=list)
     delays_s: list[float] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    statuses_by_path: dict[str, list[int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -104,7 +107,8 @@ class HttpReceiver:
         with self.lock:
             self.requests.append(Request(scope["path"], headers, body))
             delay = self.delays_s.pop(0) if self.delays_s else 0.0
-            status = self.statuses.pop(0) if self.statuses else 200
+            queue = self.statuses_by_path.get(scope["path"]) or self.statuses
+            status = queue.pop(0) if queue else 200
         if delay:
             await asyncio.sleep(delay)
         await send({"type": "http.response.start", "status": status, "headers": []})

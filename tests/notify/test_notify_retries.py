@@ -168,7 +168,7 @@ async def test_a_refused_notification_is_not_retried_and_escalates_at_once(
 ) -> None:
     sessions = sqlite_sessions
     with http_receiver() as receiver:
-        receiver.statuses = [400]
+        receiver.statuses_by_path = {"/hook": [400]}
         config = notifications_config(
             {
                 "hook": {"kind": "webhook", "url": receiver.url + "/hook"},
