@@ -64,13 +64,16 @@ from monitor.alerting.correlation import (
 from monitor.alerting.events import AlertEvent, AlertKind, AlertSink, IncidentKind, event_key
 from monitor.alerting.maintenance import Window, active_window, list_windows
 from monitor.alerting.state_machine import (
+    SPACING_GAPS,
     Observation,
     Rules,
     Sample,
     Snapshot,
+    Spacing,
     advance,
     classify,
     rules_for,
+    tally_spacing,
 )
 from monitor.alerting.summaries import Subject, detail_of, summaries
 from monitor.config import Config
@@ -275,6 +278,8 @@ class Evaluator:
         self._pruned_at: datetime | None = None
         self._checkpointed: dict[TargetKey, int] = {}
         self._gateway_closed: dict[str, datetime] = {}
+        self._spacing: dict[TargetKey, Spacing] = {}
+        self._spacing_warned: set[TargetKey] = set()
         self._fraction = config.server.gateway_down_fraction
         self._postgres = engine.dialect.name == "postgresql"
 
@@ -435,6 +440,8 @@ class Evaluator:
         samples = [
             Sample(r.measured_at, r.id, classify(r, rules.profile), rules.cap_s) for r in rows
         ]
+        if late is None:
+            self._note_spacing(key, rules, snapshot.last_at, samples)
         run = advance(snapshot, samples, rules)
         last = run.snapshot.last_at, run.snapshot.last_seq
         ids = [r.id for r in rows]
@@ -457,6 +464,36 @@ class Evaluator:
             and not snapshot.pending
             and (after is None or (run.rewrite_from is not None and run.rewrite_from > after[0])),
         )
+
+    def _note_spacing(
+        self, key: TargetKey, rules: Rules, last_at: datetime | None, samples: Sequence[Sample]
+    ) -> None:
+        """Warn once per target whose rounds come further apart than its interval allows.
+
+        Each of its rounds is then a period of its own with UNKNOWN time after it (the
+        periods table grows with its rounds): almost always the agent probing it at a longer
+        interval than the server's configuration says. Judged over
+        :data:`~monitor.alerting.state_machine.SPACING_GAPS` gaps at a time.
+        """
+        spacing = tally_spacing(self._spacing.get(key, Spacing()), last_at, samples)
+        if spacing.gaps >= SPACING_GAPS:
+            if spacing.mostly_beyond and key not in self._spacing_warned:
+                self._spacing_warned.add(key)
+                log.warning(
+                    "target %s of site %s: %d of its last %d rounds came more than %g s "
+                    "after the one before, though its interval_s is %g s here; each such "
+                    "round counts for at most %g s and the time after it is unknown. "
+                    "Does the agent use the server's interval_s for it?",
+                    key[1],
+                    key[0],
+                    spacing.beyond,
+                    spacing.gaps,
+                    rules.cap_s,
+                    rules.interval_s,
+                    rules.cap_s,
+                )
+            spacing = Spacing()
+        self._spacing[key] = spacing
 
     def _write_targets(self, ws: Session, works: Sequence[_Work], now: datetime) -> None:
         """Write what the pass evaluated: periods, checkpoints, incidents, progress.

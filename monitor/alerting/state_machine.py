@@ -390,6 +390,50 @@ class _Machine:
                 self.labels[i] = new
 
 
+SPACING_GAPS = 20
+"""How many gaps between consecutive rounds :func:`tally_spacing` judges at a time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spacing:
+    """Count the gaps between a target's consecutive rounds.
+
+    ``gaps``: gaps seen; ``beyond``: those longer than the time a round stands for (the
+    earlier round's ``cap_s``).
+    """
+
+    gaps: int = 0
+    beyond: int = 0
+
+    @property
+    def mostly_beyond(self) -> bool:
+        """Whether at least :data:`SPACING_GAPS` gaps were seen and most were beyond the cap.
+
+        Then the target's rounds come further apart than its ``interval_s`` allows for (the
+        agent probes it at a longer interval than the server's configuration says), and each
+        round is a period of its own followed by UNKNOWN time.
+        """
+        return self.gaps >= SPACING_GAPS and 2 * self.beyond > self.gaps
+
+
+def tally_spacing(spacing: Spacing, last_at: datetime | None, samples: Sequence[Sample]) -> Spacing:
+    """Return ``spacing`` with the gaps of ``samples`` added.
+
+    ``samples`` follow a round measured at ``last_at`` (``None``: no round before them). A
+    gap is *beyond* when longer than its earlier round's ``cap_s``. Pure.
+    """
+    gaps, beyond = spacing.gaps, spacing.beyond
+    previous: tuple[datetime, float] | None = None
+    if last_at is not None and samples:
+        previous = (last_at, samples[0].cap_s)
+    for sample in samples:
+        if previous is not None:
+            gaps += 1
+            beyond += int((sample.at - previous[0]).total_seconds() > previous[1])
+        previous = (sample.at, sample.cap_s)
+    return Spacing(gaps, beyond)
+
+
 def _segments(rounds: Sequence[Sample], labels: Sequence[TargetState]) -> list[Segment]:
     out: list[Segment] = []
     for i, sample in enumerate(rounds):

@@ -11,9 +11,11 @@ from monitor.alerting.state_machine import (
     Sample,
     Segment,
     Snapshot,
+    Spacing,
     advance,
     classify,
     rules_for,
+    tally_spacing,
 )
 from monitor.config import DEFAULT_LINK_PROFILES, Config
 from monitor.state import TargetState
@@ -171,3 +173,17 @@ def test_a_600_ms_round_is_up_on_a_satellite_link_and_a_target_may_set_its_own_t
     assert (gw.failures_to_down, gw.successes_to_recover) == (5, 2)
     assert (strict.failures_to_down, strict.successes_to_recover) == (5, 4)
     assert gw.cap_s == 45.0
+
+
+def test_one_long_silence_is_not_taken_for_rounds_spaced_beyond_their_interval() -> None:
+    # 21 rounds a minute apart with one 10-minute gap: 1 of 20 gaps beyond 90 s.
+    samples = _samples("u" * 10) + [
+        Sample(T0 + timedelta(minutes=20 + i), 10 + i, Observation.UP, 90.0) for i in range(11)
+    ]
+    spacing = tally_spacing(Spacing(), None, samples)
+    assert spacing == Spacing(gaps=20, beyond=1) and not spacing.mostly_beyond
+    # The same target probed every 2 minutes, fed in two chunks: every gap is beyond.
+    apart = _samples("u" * 21, step_s=120.0)
+    first = tally_spacing(Spacing(), None, apart[:7])
+    both = tally_spacing(first, apart[6].at, apart[7:])
+    assert both == Spacing(gaps=20, beyond=20) and both.mostly_beyond
