@@ -13,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from monitor.config import Config, ConfigError
+from monitor.cli_common import fail as _fail
+from monitor.cli_common import load_config_or_exit as _load
 
 app = typer.Typer(
     name="linkwatch",
@@ -43,22 +44,6 @@ def _register_subcommands() -> None:
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="The YAML configuration file.", show_default=False)
 ]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"linkwatch: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _load(path: Path) -> Config:
-    from monitor.config_loader import load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for line in exc.messages:
-            typer.echo(line, err=True)
-        raise typer.Exit(2) from None
 
 
 def _setup_logging(verbose: bool, log_format: str | None = None) -> None:

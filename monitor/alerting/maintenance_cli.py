@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from monitor.alerting.maintenance import (
@@ -26,7 +25,9 @@ from monitor.alerting.maintenance import (
     delete_window,
     list_windows,
 )
-from monitor.config import Config, ConfigError
+from monitor.cli_common import engine_at_head as _engine_at_head
+from monitor.cli_common import fail as _fail
+from monitor.cli_common import load_config_or_exit as _load
 
 app = typer.Typer(
     help="Maintenance windows: alerts suppressed, time excluded from availability.",
@@ -60,33 +61,6 @@ def parse_local(text: str, option: str, day: date | None = None) -> datetime:
             return datetime.combine(day, clock)
     shape = "YYYY-MM-DD HH:MM or HH:MM" if day is not None else "YYYY-MM-DD HH:MM"
     raise ValueError(f"{option} must be local time {shape} (got {text!r})")
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"linkwatch: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _load(path: Path) -> Config:
-    from monitor.config_loader import load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for line in exc.messages:
-            typer.echo(line, err=True)
-        raise typer.Exit(2) from None
-
-
-def _engine_at_head(config: Config) -> Engine:
-    from monitor.storage.db import make_engine
-    from monitor.storage.migrate import is_at_head
-
-    engine = make_engine(config.server.database_url, pooled=False)
-    if not is_at_head(engine):
-        engine.dispose()
-        raise _fail("the database schema is not current; run 'linkwatch db upgrade' first", 1)
-    return engine
 
 
 def _validation_sentence(exc: ValidationError) -> str:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import Engine
 
 from monitor.alerting.channels.base import (
     DeliveryError,
@@ -20,7 +19,10 @@ from monitor.alerting.channels.base import (
     NotificationKind,
 )
 from monitor.alerting.outbox import DeliveryStatus
-from monitor.config import Config, ConfigError
+from monitor.cli_common import engine_at_head as _engine_at_head
+from monitor.cli_common import fail as _fail
+from monitor.cli_common import load_config_or_exit as _load
+from monitor.config import Config
 
 app = typer.Typer(
     help="Notification channels: test a channel, list deliveries, acknowledge incidents.",
@@ -30,22 +32,6 @@ app = typer.Typer(
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="The YAML configuration file.", show_default=False)
 ]
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"linkwatch: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _load(path: Path) -> Config:
-    from monitor.config_loader import load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for line in exc.messages:
-            typer.echo(line, err=True)
-        raise typer.Exit(2) from None
 
 
 def test_notification(config: Config, channel: str, now: datetime) -> Notification:
@@ -118,17 +104,6 @@ def test_command(
     except DeliveryError as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(f"sent a test message through {channel} (event id {notification.event_id})")
-
-
-def _engine_at_head(config: Config) -> Engine:
-    from monitor.storage.db import make_engine
-    from monitor.storage.migrate import is_at_head
-
-    engine = make_engine(config.server.database_url, pooled=False)
-    if not is_at_head(engine):
-        engine.dispose()
-        raise _fail("the database schema is not current; run 'linkwatch db upgrade' first", 1)
-    return engine
 
 
 @app.command("list")

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from monitor.availability.maths import Availability, month_window
 from monitor.availability.queries import availability
-from monitor.config import Config, ConfigError
+from monitor.cli_common import engine_at_head as _engine_at_head
+from monitor.cli_common import fail as _fail
+from monitor.cli_common import load_config_or_exit as _load
+from monitor.config import Config
 
 app = typer.Typer(help="Availability reports per site and month.", no_args_is_help=True)
 
@@ -136,33 +138,6 @@ def write_csv(path: Path, rows: Sequence[ReportRow], month: str) -> None:
                     "" if f.availability is None else f"{f.availability:.6f}",
                 )
             )
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"linkwatch: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _load(path: Path) -> Config:
-    from monitor.config_loader import load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for line in exc.messages:
-            typer.echo(line, err=True)
-        raise typer.Exit(2) from None
-
-
-def _engine_at_head(config: Config) -> Engine:
-    from monitor.storage.db import make_engine
-    from monitor.storage.migrate import is_at_head
-
-    engine = make_engine(config.server.database_url, pooled=False)
-    if not is_at_head(engine):
-        engine.dispose()
-        raise _fail("the database schema is not current; run 'linkwatch db upgrade' first", 1)
-    return engine
 
 
 @app.callback(invoke_without_command=True)
