@@ -132,3 +132,37 @@ def require_reader(request: Request) -> None:
         "operator token as a Bearer token.",
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+_operator_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="OperatorToken",
+    description="The operator token (server.admin_token or admin_token_env in the config).",
+)
+
+
+def require_operator(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_operator_bearer)],
+) -> None:
+    """Let a request change things only with the operator token (compared in constant time).
+
+    Raises:
+        HTTPException: 403 when no operator token is configured (the operator API is off;
+            the CLI still works), 401 with ``WWW-Authenticate: Bearer`` when the request
+            carries none or another one.
+    """
+    expected = request.app.state.services.config.server.resolve_admin_token()
+    if expected is None:
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN,
+            detail="The operator API is off: set server.admin_token_env in the configuration "
+            "(or use the linkwatch command on the server).",
+        )
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="Send the operator token in the header 'Authorization: Bearer <token>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -7,17 +7,15 @@ variable named by ``server.admin_token_env``). Without a configured token the ro
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import require_operator
 from api.deps import ReadSessionDep, ServicesDep
-from api.services import Services
 from monitor.alerting.channels.base import NotificationKind
 from monitor.alerting.outbox import (
     AttemptOutcome,
@@ -30,38 +28,6 @@ from monitor.alerting.outbox import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
-
-_bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="OperatorToken",
-    description="The operator token (server.admin_token or admin_token_env in the config).",
-)
-
-
-def require_operator(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """Let the request through only with the operator token (compared in constant time).
-
-    Raises HTTPException 403 when no operator token is configured, 401 when the request
-    has none or another one.
-    """
-    services: Services = request.app.state.services
-    expected = services.config.server.resolve_admin_token()
-    if expected is None:
-        raise HTTPException(
-            status_code=status.HTTP_403_FORBIDDEN,
-            detail="The operator API is off: set server.admin_token_env in the configuration.",
-        )
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="Send the operator token in the header 'Authorization: Bearer <token>'.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
 
 Operator = Depends(require_operator)
 

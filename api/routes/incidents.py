@@ -9,15 +9,14 @@ in seconds; availability a ratio 0-1, ``null`` when no time is known (never 100 
 
 from __future__ import annotations
 
-import hmac
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel
 
+from api.auth import require_operator
 from api.deps import ReadSessionDep, ServicesDep
 from monitor.alerting.maintenance import (
     MaintenanceError,
@@ -40,11 +39,6 @@ from monitor.availability.queries import availability
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
-_operator = HTTPBearer(
-    auto_error=False,
-    scheme_name="OperatorToken",
-    description="The operator token (server.admin_token or admin_token_env).",
-)
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such item."}}
 
@@ -169,29 +163,7 @@ class WindowOut(BaseModel):
         )
 
 
-def operator(
-    services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_operator)],
-) -> None:
-    """Require the operator token; 403 when none is configured, 401 when not given or wrong."""
-    expected = services.config.server.resolve_admin_token()
-    if expected is None:
-        raise HTTPException(
-            status_code=status.HTTP_403_FORBIDDEN,
-            detail="Changes through the API are off: set server.admin_token_env in the "
-            "configuration, or use 'linkwatch maintenance'.",
-        )
-    if credentials is None or not hmac.compare_digest(
-        credentials.credentials.encode(), expected.encode()
-    ):
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="Send the operator token in the header 'Authorization: Bearer <token>'.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-OperatorDep = Annotated[None, Depends(operator)]
+OperatorDep = Annotated[None, Depends(require_operator)]
 
 
 @router.get("/incidents", response_model=list[IncidentOut])
