@@ -16,20 +16,32 @@ import socket
 import struct
 from collections.abc import Iterable
 
-from probes.icmp.sockets import SO_RCVBUFFORCE, SO_TIMESTAMPNS
+from probes.icmp.sockets import (
+    SCM_TIMESTAMPING,
+    SO_EE_ORIGIN_TIMESTAMPING,
+    SO_RCVBUFFORCE,
+    SO_TIMESTAMPING,
+    SO_TIMESTAMPNS,
+    SOF_TIMESTAMPING_OPT_ID,
+    SOF_TIMESTAMPING_OPT_TSONLY,
+    SOF_TIMESTAMPING_SOFTWARE,
+    SOF_TIMESTAMPING_TX_SOFTWARE,
+)
 
 BUFFER_BYTES = 8 << 20
 ANCILLARY_BYTES = 256
-SO_TIMESTAMPING = 37
-SCM_TIMESTAMPING = SO_TIMESTAMPING
-TX_STAMP_FLAGS = (1 << 1) | (1 << 4) | (1 << 7) | (1 << 11)
+TX_STAMP_FLAGS = (
+    SOF_TIMESTAMPING_TX_SOFTWARE
+    | SOF_TIMESTAMPING_SOFTWARE
+    | SOF_TIMESTAMPING_OPT_ID
+    | SOF_TIMESTAMPING_OPT_TSONLY
+)
 """``SOF_TIMESTAMPING_TX_SOFTWARE | SOFTWARE | OPT_ID | OPT_TSONLY`` (linux/net_tstamp.h)."""
 
 IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 _IP_RECVERR = 11
 _IPV6_RECVERR = 25
-_SO_EE_ORIGIN_TIMESTAMPING = 4
 _SOL_RAW = 255
 _ICMP_FILTER = 1
 _ICMP6_FILTER = 1
@@ -125,7 +137,7 @@ def transmit_stamp(ancdata: Ancillary) -> tuple[int, int] | None:
             (socket.IPPROTO_IPV6, _IPV6_RECVERR),
         ):
             _errno, origin, _t, _c, _p, _info, data_id = _EXTENDED_ERR.unpack_from(data)
-            if origin == _SO_EE_ORIGIN_TIMESTAMPING:
+            if origin == SO_EE_ORIGIN_TIMESTAMPING:
                 number = data_id
     return (number, stamp) if stamp and number >= 0 else None
 

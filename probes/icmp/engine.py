@@ -14,8 +14,10 @@ its timeout (plus a grace period) has passed, so a late second copy still counts
 duplicate rather than a new reply, and a reply after the timeout is loss, never a late RTT.
 
 ICMP errors (destination unreachable, time exceeded) are matched through the request they
-quote and reported as loss with the reason and the reporting router. RTTs use a monotonic
-send time and the kernel's receive timestamp (see :mod:`probes.icmp.receive`); a round hands
+quote and reported as loss with the reason and the reporting router. An RTT runs from the
+kernel's transmit stamp of the request to the kernel's receive stamp of the reply, checked
+against the monotonic clock (see :mod:`probes.icmp.receive`); where the kernel gives no
+transmit stamp, from the monotonic time read just before ``sendto``. A round hands
 its requests, with their due times (``spacing_s`` apart), to the one sender, which sends
 them when due and paces every send engine-wide (``max_send_rate_pps``,
 :mod:`probes.icmp.sender`).
@@ -42,8 +44,11 @@ from probes.icmp.receive import (
     ERRQUEUE_ANCILLARY_BYTES,
     offender_address,
     parse_queued_error,
+    parse_transmit_stamp,
     read_ancillary,
     receive_rtt_ns,
+    stamped_rtt_ns,
+    transmit_stamp_of,
     wall_minus_monotonic_ns,
 )
 from probes.icmp.rounds import (
@@ -97,6 +102,9 @@ class EngineCounters:
         socket_drops: packets the kernel dropped for lack of socket receive-buffer room.
         send_errors: requests the kernel refused to send (no route, buffer full, ...).
         socket_errors: errors the kernel reported on the socket itself while reading.
+        send_stamp_fallbacks: replies timed from the engine's own send time (read just
+            before ``sendto``) because the kernel's transmit stamp of their request was
+            missing or inconsistent with it.
     """
 
     stray_replies: int
@@ -107,6 +115,7 @@ class EngineCounters:
     socket_drops: int
     send_errors: int
     socket_errors: int
+    send_stamp_fallbacks: int = 0
 
 
 _Key = tuple[str, int, int]
@@ -130,7 +139,7 @@ class IcmpEngine:
         self._loop = loop
         self._sockets = sockets
         self._unavailable = unavailable
-        self._sender = Sender(loop, max_send_rate_pps, self._fail)
+        self._sender = Sender(loop, max_send_rate_pps, self._fail, self._take_stamp)
         self._pending: dict[_Key, PendingRequest] = {}
         self._next_seq = 0
         self._rng = random.Random(secrets.randbits(128))
@@ -143,6 +152,8 @@ class IcmpEngine:
         self._late_duplicates = 0
         self._clock_fallbacks = 0
         self._socket_errors = 0
+        self._send_stamp_fallbacks = 0
+        self._stamp_icmp_at = {4: 34, 6: 54}  # ICMP header offset in stamp copies, as seen
         for endpoint in sockets.values():
             loop.add_reader(endpoint.sock.fileno(), self._on_readable, endpoint)
 
@@ -245,6 +256,7 @@ class IcmpEngine:
             socket_drops=self.socket_drops,
             send_errors=self._sender.send_errors,
             socket_errors=self._socket_errors + self._sender.stale_errors,
+            send_stamp_fallbacks=self._send_stamp_fallbacks,
         )
 
     def close(self) -> None:
@@ -394,10 +406,16 @@ class IcmpEngine:
         sock = endpoint.sock
         reply_type = ECHO_REPLY[endpoint.version]
         wall_offset_ns = wall_minus_monotonic_ns()
-        for _ in range(_MAX_READS_PER_WAKE):
+        if endpoint.mode is IcmpMode.DGRAM:
+            self._drain_error_queue(endpoint)  # ICMP errors (and transmit stamps)
+        for reads in range(_MAX_READS_PER_WAKE):
             try:
                 data, ancdata, _flags, source = sock.recvmsg(_RECV_BYTES, ANCILLARY_BYTES)
             except (BlockingIOError, InterruptedError):
+                if reads == 0 and endpoint.tx_stamps and endpoint.mode is IcmpMode.RAW:
+                    # Woken with no reply to read: by the error queue, i.e. transmit
+                    # stamps the sender did not find at once (it takes the rest itself).
+                    self._drain_error_queue(endpoint)
                 break
             except OSError:
                 self._socket_errors += 1  # an error the kernel parked on the socket itself
@@ -423,8 +441,6 @@ class IcmpEngine:
             message = parse_message(endpoint.version, data, has_ip_header=endpoint.has_ip_header)
             if isinstance(message, ErrorReport):
                 self._on_error(message, str(source[0]))
-        if endpoint.mode is IcmpMode.DGRAM:
-            self._drain_error_queue(endpoint)
 
     def _on_reply(
         self,
@@ -447,9 +463,18 @@ class IcmpEngine:
             else:
                 rnd.duplicates += 1
             return
-        rtt_ns, exact = receive_rtt_ns(request.sent_ns, stamp_ns, monotonic_now_ns, realtime_now_ns)
-        if not exact:
-            self._clock_fallbacks += 1
+        endpoint = request.endpoint
+        if request.sent_stamp_ns == 0 and endpoint.tx_stamps:
+            self._drain_error_queue(endpoint)  # its stamp may have come after the first drain
+        rtt_ns = stamped_rtt_ns(request.sent_stamp_ns, stamp_ns, monotonic_now_ns - request.sent_ns)
+        if rtt_ns is None:
+            if endpoint.tx_stamps:
+                self._send_stamp_fallbacks += 1
+            rtt_ns, exact = receive_rtt_ns(
+                request.sent_ns, stamp_ns, monotonic_now_ns, realtime_now_ns
+            )
+            if not exact:
+                self._clock_fallbacks += 1
         if rtt_ns > request.timeout_ns or rnd.closed:
             self._late_replies += 1
             if not rnd.closed:
@@ -478,8 +503,43 @@ class IcmpEngine:
         request.round.unreachable[request.index] = why
         request.round.settle()
 
+    def _on_sent(self, stamp: tuple[str, int, int, bytes, int, int]) -> None:
+        """Record a request's kernel transmit stamp (matched like a reply, token included)."""
+        destination, ident, seq, token, stamp_ns, _icmp_at = stamp
+        request = self._pending.get((destination, ident, seq))
+        if request is not None and token == request.token:
+            request.sent_stamp_ns = stamp_ns
+        # else: a request already forgotten (stamps are read late only when very busy)
+
+    def _take_stamp(self, request: PendingRequest) -> None:
+        """Read the one error-queue entry a send just caused (normally its transmit stamp).
+
+        Called by the sender right after ``sendto``: drivers that stamp in their transmit
+        routine (veth, loopback, most Ethernet) have queued the stamp before ``sendto``
+        returns. Anything else found there is handled as the reader would.
+        """
+        endpoint = request.endpoint
+        try:
+            data, ancdata, _flags, destination = endpoint.sock.recvmsg(
+                _RECV_BYTES, ERRQUEUE_ANCILLARY_BYTES, socket.MSG_ERRQUEUE
+            )
+        except (BlockingIOError, InterruptedError):
+            return  # not stamped yet: the reader takes it when it comes
+        except OSError:
+            self._socket_errors += 1
+            return
+        # Fast path: the copy carries this request's token where the last copy had its.
+        at = self._stamp_icmp_at[endpoint.version] + 8
+        if data[at : at + TOKEN_BYTES] == request.token:
+            stamp_ns = transmit_stamp_of(ancdata)
+            if stamp_ns:
+                request.sent_stamp_ns = stamp_ns
+                return
+        self._on_queued(endpoint, data, ancdata, destination)
+
     def _drain_error_queue(self, endpoint: IcmpSocket) -> None:
-        for _ in range(_MAX_READS_PER_WAKE):
+        """Read the socket's error queue: transmit stamps, and ICMP errors (ping sockets)."""
+        for _ in range(2 * _MAX_READS_PER_WAKE):
             try:
                 data, ancdata, _flags, destination = endpoint.sock.recvmsg(
                     _RECV_BYTES, ERRQUEUE_ANCILLARY_BYTES, socket.MSG_ERRQUEUE
@@ -489,6 +549,24 @@ class IcmpEngine:
             except OSError:
                 self._socket_errors += 1
                 return
-            report = parse_queued_error(endpoint.version, data, ancdata, str(destination[0]))
-            if report is not None:
-                self._on_error(report, offender_address(ancdata) or LOCAL_REPORTER)
+            self._on_queued(endpoint, data, ancdata, destination)
+
+    def _on_queued(
+        self,
+        endpoint: IcmpSocket,
+        data: bytes,
+        ancdata: list[tuple[int, int, bytes]],
+        destination: tuple[str, int] | tuple[str, int, int, int] | None,
+    ) -> None:
+        """Handle one error-queue entry: a transmit stamp, or an ICMP or local error."""
+        if endpoint.tx_stamps:
+            stamp = parse_transmit_stamp(data, ancdata)
+            if stamp is not None:
+                self._stamp_icmp_at[endpoint.version] = stamp[5]
+                self._on_sent(stamp)
+                return
+        if destination is None:
+            return
+        report = parse_queued_error(endpoint.version, data, ancdata, str(destination[0]))
+        if report is not None:
+            self._on_error(report, offender_address(ancdata) or LOCAL_REPORTER)

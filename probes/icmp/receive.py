@@ -7,6 +7,15 @@ clock (``realtime_now - kernel_ts``), which a clock step does not disturb unless
 that short wait, and subtract it from ``monotonic_now``. An age below zero, or one that would
 put the arrival before the send, can only come from a step; the caller then falls back to the
 monotonic read time and counts it.
+
+Send time: where the kernel grants transmit stamps (:data:`probes.icmp.sockets.TX_STAMP_FLAGS`),
+it stamps each request as the driver takes it and queues the stamp, with a copy of the packet,
+on the error queue (:func:`parse_transmit_stamp`). The RTT is then the receive stamp minus
+the transmit stamp, both the kernel's (:func:`stamped_rtt_ns`), so a preemption between the
+engine's own send time and the real send no longer lengthens it. Both stamps are on the wall
+clock: the monotonic interval from just before ``sendto`` to the read bounds the result, so a
+wall-clock step forward between the two stamps is caught (the engine then uses the path
+above).
 """
 
 from __future__ import annotations
@@ -17,8 +26,15 @@ import struct
 import time
 from collections.abc import Iterable
 
-from probes.icmp.packets import ErrorReport, describe_error, parse_quoted_request
-from probes.icmp.sockets import IP_RECVERR, IPV6_RECVERR, SCM_TIMESTAMPNS, SO_RXQ_OVFL
+from probes.icmp.packets import TOKEN_BYTES, ErrorReport, describe_error, parse_quoted_request
+from probes.icmp.sockets import (
+    IP_RECVERR,
+    IPV6_RECVERR,
+    SCM_TIMESTAMPING,
+    SCM_TIMESTAMPNS,
+    SO_EE_ORIGIN_TIMESTAMPING,
+    SO_RXQ_OVFL,
+)
 
 Ancillary = Iterable[tuple[int, int, bytes]]
 
@@ -29,7 +45,18 @@ _ORIGIN_LOCAL = 1
 _ORIGIN_ICMP = 2
 _ORIGIN_ICMP6 = 3
 
-ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_U32.size)
+_ID_SEQ = struct.Struct("!HH")
+_RECVERR = ((socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR))
+_TX_LINK_HEADER_BYTES = (14, 0, 18, 16, 4)
+"""Where the IP header may start in a transmit-stamp copy: the copy begins at the link-layer
+header (Ethernet and veth 14 bytes, also loopback; none on tun/wireguard; 18 with a VLAN
+tag; 16 Linux cooked; 4 on some point-to-point devices), tried in this order."""
+
+ANCILLARY_BYTES = (
+    socket.CMSG_SPACE(_TIMESPEC.size)
+    + socket.CMSG_SPACE(_U32.size)
+    + socket.CMSG_SPACE(3 * _TIMESPEC.size)  # SCM_TIMESTAMPING, if OPT_RX_FILTER was refused
+)
 ERRQUEUE_ANCILLARY_BYTES = 512
 
 
@@ -102,6 +129,96 @@ def receive_rtt_ns(
             if rtt_ns > 0:
                 return rtt_ns, True
     return max(monotonic_now_ns - sent_ns, 1), False
+
+
+def parse_transmit_stamp(
+    data: bytes, ancdata: Ancillary
+) -> tuple[str, int, int, bytes, int, int] | None:
+    """Decode a transmit stamp read from the error queue (``recvmsg(..., MSG_ERRQUEUE)``).
+
+    ``data`` is the kernel's copy of the echo request as it left, from its link-layer header;
+    the control messages are ``SCM_TIMESTAMPING`` (three timespecs, the first the software
+    stamp, ``CLOCK_REALTIME``) and ``IP_RECVERR``/``IPV6_RECVERR`` with origin
+    ``SO_EE_ORIGIN_TIMESTAMPING``.
+
+    Returns:
+        ``(destination address text, identifier, sequence, token bytes, stamp ns on
+        CLOCK_REALTIME, offset of the ICMP header in data)``; ``None`` when the entry is no
+        transmit stamp (an ICMP or local error) or its packet is not an echo request.
+    """
+    stamp_ns = 0
+    is_stamp = False
+    for level, kind, cdata in ancdata:
+        if kind == SCM_TIMESTAMPING and level == socket.SOL_SOCKET and len(cdata) >= 16:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(cdata)
+            stamp_ns = seconds * 1_000_000_000 + nanoseconds
+        elif (level, kind) in _RECVERR:
+            is_stamp = len(cdata) >= _EXTENDED_ERR.size and cdata[4] == SO_EE_ORIGIN_TIMESTAMPING
+    if not is_stamp or stamp_ns <= 0:
+        return None
+    size = len(data)
+    for at in _TX_LINK_HEADER_BYTES:
+        if size < at + 28:
+            continue
+        version = data[at] >> 4
+        if version == 4 and (data[at + 2] << 8 | data[at + 3]) == size - at:
+            icmp = at + (data[at] & 0x0F) * 4
+            if size < icmp + 8 or data[icmp] != 8:
+                return None
+            destination = socket.inet_ntop(socket.AF_INET, data[at + 16 : at + 20])
+        elif version == 6 and (data[at + 4] << 8 | data[at + 5]) + 40 == size - at:
+            icmp = at + 40
+            if size < icmp + 8 or data[icmp] != 128:
+                return None
+            destination = socket.inet_ntop(socket.AF_INET6, data[at + 24 : at + 40])
+        else:
+            continue
+        ident, seq = _ID_SEQ.unpack_from(data, icmp + 4)
+        token = data[icmp + 8 : icmp + 8 + TOKEN_BYTES]
+        return destination, ident, seq, token, stamp_ns, icmp
+    return None
+
+
+def transmit_stamp_of(ancdata: list[tuple[int, int, bytes]]) -> int:
+    """Return the transmit stamp (``CLOCK_REALTIME`` ns) of an error-queue entry, else 0.
+
+    The fast check for the usual shape, ``SCM_TIMESTAMPING`` then ``IP(V6)_RECVERR`` with
+    origin ``SO_EE_ORIGIN_TIMESTAMPING`` last, in the order the kernel writes them (after
+    ``SCM_TIMESTAMPNS`` when that option is on too); anything else is 0 and goes to
+    :func:`parse_transmit_stamp` or the error path.
+    """
+    if len(ancdata) < 2:
+        return 0
+    (level, kind, cdata), (_level, _kind, edata) = ancdata[-2:]
+    if (
+        kind != SCM_TIMESTAMPING
+        or level != socket.SOL_SOCKET
+        or len(cdata) < 16
+        or len(edata) < _EXTENDED_ERR.size
+        or edata[4] != SO_EE_ORIGIN_TIMESTAMPING
+    ):
+        return 0
+    seconds, nanoseconds = _TIMESPEC.unpack_from(cdata)
+    return int(seconds * 1_000_000_000 + nanoseconds)
+
+
+def stamped_rtt_ns(sent_stamp_ns: int, kernel_stamp_ns: int | None, bound_ns: int) -> int | None:
+    """Return the RTT from the kernel's transmit stamp to its receive stamp, if believable.
+
+    Args:
+        sent_stamp_ns: the request's transmit stamp (``CLOCK_REALTIME`` ns), 0 if none.
+        kernel_stamp_ns: the reply's receive stamp (``CLOCK_REALTIME`` ns), or ``None``.
+        bound_ns: monotonic ns from just before ``sendto`` to the read of the reply; the
+            true RTT cannot exceed it.
+
+    Returns:
+        The RTT in ns, or ``None`` when a stamp is missing or the difference is not in
+        ``(0, bound_ns]`` (the wall clock was stepped between the stamps).
+    """
+    if not sent_stamp_ns or kernel_stamp_ns is None:
+        return None
+    rtt_ns = kernel_stamp_ns - sent_stamp_ns
+    return rtt_ns if 0 < rtt_ns <= bound_ns else None
 
 
 def parse_queued_error(

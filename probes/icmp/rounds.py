@@ -93,9 +93,11 @@ class RoundState:
 class PendingRequest:
     """One echo request, from registration until its timeout has passed (engine-internal).
 
-    ``sent_ns`` is ``time.monotonic_ns()`` just before ``sendto`` (0 until sent). The
-    sender sets ``due_s`` (loop time it may leave) and ``following`` (the round's next
-    request, ``None`` for the last).
+    ``sent_ns`` is ``time.monotonic_ns()`` just before ``sendto`` (0 until sent);
+    ``sent_stamp_ns`` the kernel's transmit stamp of the request (``CLOCK_REALTIME`` ns; 0
+    until it is read, and for good when the kernel gives none). The sender sets
+    ``due_s`` (loop time it may leave) and ``following`` (the round's next request,
+    ``None`` for the last).
     """
 
     __slots__ = (
@@ -111,6 +113,7 @@ class PendingRequest:
         "payload_bytes",
         "round",
         "sent_ns",
+        "sent_stamp_ns",
         "seq",
         "sockaddr",
         "timeout_ns",
@@ -138,6 +141,7 @@ class PendingRequest:
         self.timeout_ns = timeout_ns
         self.payload_bytes = payload_bytes
         self.sent_ns = 0
+        self.sent_stamp_ns = 0
         self.attempts = 0
         self.answered = False
         self.failed = False

@@ -41,6 +41,7 @@ _SEND_FAILURES = {
 }
 
 FailFn = Callable[[PendingRequest, Unreachable], None]
+StampFn = Callable[[PendingRequest], None]
 
 
 class Sender:
@@ -50,14 +51,22 @@ class Sender:
         loop: the engine's event loop (its clock is ``time.monotonic``).
         max_send_rate_pps: ceiling on requests per second, engine-wide.
         fail: called when the kernel refuses a request (it becomes loss with that reason).
+        take_stamp: called right after each request left through a socket with transmit
+            stamps, to read the stamp the kernel queued during ``sendto``; reading it here
+            spares the reader a wake-up per request. ``None``: stamps are left to the reader.
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, max_send_rate_pps: float, fail: FailFn
+        self,
+        loop: asyncio.AbstractEventLoop,
+        max_send_rate_pps: float,
+        fail: FailFn,
+        take_stamp: StampFn | None = None,
     ) -> None:
         self._loop = loop
         self._gap_s = 1.0 / max_send_rate_pps
         self._fail = fail
+        self._take_stamp = take_stamp
         self._heap: list[tuple[float, int, PendingRequest]] = []
         self._order = 0
         self._next_slot_s = 0.0
@@ -126,6 +135,8 @@ class Sender:
             if not self._transmit(request):
                 self._wake_at(now_s + _BUSY_RETRY_S)  # send buffer full: retry this one
                 return
+            if self._take_stamp is not None and request.endpoint.tx_stamps and not request.failed:
+                self._take_stamp(request)
             heapq.heappop(heap)
             slot_s = self._next_slot_s
             self._next_slot_s = (slot_s if slot_s > now_s else now_s) + self._gap_s

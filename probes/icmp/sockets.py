@@ -7,9 +7,10 @@ the process's group is inside ``net.ipv4.ping_group_range``; the kernel then own
 identifier (it rewrites it to the socket's local "port") and delivers ICMP errors through the
 socket's error queue (``IP_RECVERR``).
 
-Every socket gets kernel receive timestamps (``SO_TIMESTAMPNS``), the drop counter
-(``SO_RXQ_OVFL``) and a large receive buffer. Linux constants that the ``socket`` module does
-not export are spelt out below (asm-generic values, as on x86-64 and arm64).
+Every socket gets kernel receive timestamps (``SO_TIMESTAMPNS``), kernel transmit timestamps
+where the kernel grants them (``SO_TIMESTAMPING``, see :data:`TX_STAMP_FLAGS`), the drop
+counter (``SO_RXQ_OVFL``) and a large receive buffer. Linux constants that the ``socket``
+module does not export are spelt out below (asm-generic values, as on x86-64 and arm64).
 """
 
 from __future__ import annotations
@@ -30,6 +31,23 @@ SO_RCVBUFFORCE = 33
 SO_TIMESTAMPNS = 35
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 SO_RXQ_OVFL = 40
+SO_TIMESTAMPING = 37
+SCM_TIMESTAMPING = SO_TIMESTAMPING
+SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+SOF_TIMESTAMPING_OPT_ID = 1 << 7
+SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11
+SOF_TIMESTAMPING_OPT_RX_FILTER = 1 << 17
+SO_EE_ORIGIN_TIMESTAMPING = 4
+TX_STAMP_FLAGS = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
+"""The engine's ``SO_TIMESTAMPING`` flags (linux/net_tstamp.h): the kernel stamps each request
+as the driver takes it (``skb_tx_timestamp``) and queues the stamp, with a copy of the packet
+as sent, on the socket's error queue. The copy (not ``OPT_TSONLY``) lets the engine match the
+stamp to its request by address, identifier, sequence and token, as it matches replies, with
+no send counter to keep in step with the kernel's. ``OPT_RX_FILTER`` (Linux 6.2+, dropped
+when refused) keeps a second receive stamp off every reply: ``SO_TIMESTAMPNS`` gives that.
+Unprivileged sockets get the packet copy only while ``net.core.tstamp_allow_data`` is 1 (the
+default); otherwise the kernel drops the stamps and the engine times from its own send time."""
 IP_RECVERR = 11
 IPV6_RECVERR = 25
 SO_MEMINFO = 55
@@ -64,6 +82,8 @@ class IcmpSocket:
             the kernel-chosen local port for ping sockets).
         has_ip_header: whether reads start with an IPv4 header (IPv4 raw sockets only).
         rcvbuf_bytes: the receive buffer the kernel granted (as ``SO_RCVBUF`` reports it).
+        tx_stamps: whether the kernel accepted the transmit-stamp request
+            (:data:`TX_STAMP_FLAGS`); the stamps then arrive on the error queue.
     """
 
     sock: socket.socket
@@ -72,6 +92,7 @@ class IcmpSocket:
     ident: int
     has_ip_header: bool
     rcvbuf_bytes: int
+    tx_stamps: bool = False
 
 
 def open_icmp_socket(
@@ -158,6 +179,7 @@ def _configure(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf_bytes)
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+    tx_stamps = enable_transmit_stamps(sock)
     if mode is IcmpMode.RAW:
         _install_type_filter(sock, version)
         chosen = ident if ident is not None else secrets.randbelow(0x10000)
@@ -171,7 +193,21 @@ def _configure(
         chosen = int(sock.getsockname()[1])
         has_ip_header = False
     granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-    return IcmpSocket(sock, version, mode, chosen, has_ip_header, granted)
+    return IcmpSocket(sock, version, mode, chosen, has_ip_header, granted, tx_stamps)
+
+
+def enable_transmit_stamps(sock: socket.socket) -> bool:
+    """Ask for kernel transmit stamps on ``sock`` (:data:`TX_STAMP_FLAGS`); return if granted.
+
+    Tries with ``OPT_RX_FILTER`` first, then without it (kernels before 6.2 refuse the flag).
+    """
+    for flags in (TX_STAMP_FLAGS | SOF_TIMESTAMPING_OPT_RX_FILTER, TX_STAMP_FLAGS):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, flags)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def _install_type_filter(sock: socket.socket, version: int) -> None:

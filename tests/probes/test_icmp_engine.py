@@ -19,6 +19,7 @@ The kernel rate-limits errors for unreachable/prohibit routes per source (a burs
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import secrets
@@ -31,7 +32,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -47,7 +48,9 @@ from probes.icmp.packets import (
     checksum,
     parse_message,
 )
-from probes.icmp.receive import receive_rtt_ns
+from probes.icmp.receive import parse_transmit_stamp, receive_rtt_ns, transmit_stamp_of
+from probes.icmp.rounds import RoundOutcome
+from probes.icmp.sockets import SO_TIMESTAMPING, open_icmp_socket
 from probes.result import ProbeStatus
 from probes.specs import IcmpTarget
 
@@ -225,6 +228,98 @@ async def test_sequence_numbers_wrap_without_false_duplicates(engine: IcmpEngine
     assert outcome.stats.received == 6
     assert outcome.duplicates == 0
     assert engine._next_seq == 3
+
+
+class _SendsLate:
+    """A real ICMP socket whose ``sendto`` first stalls ``delay_s``: a preempted sender.
+
+    The stall falls between the engine's user-space send time and the real send, as a
+    preemption of the agent process there would.
+    """
+
+    def __init__(self, sock: socket.socket, delay_s: float) -> None:
+        self._sock = sock
+        self._delay_s = delay_s
+
+    def sendto(self, data: bytes, address: Any) -> int:
+        time.sleep(self._delay_s)
+        return self._sock.sendto(data, address)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+async def _round_with_stalled_sends(tx_stamps: bool) -> tuple[RoundOutcome, int]:
+    endpoint = open_icmp_socket(4, "raw", rcvbuf_bytes=1 << 20)
+    if not tx_stamps:  # as on a kernel or driver that gives no transmit stamps
+        endpoint.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, 0)
+    assert endpoint.tx_stamps  # this kernel grants them (Linux 3.17+; loopback stamps)
+    stalled = dataclasses.replace(
+        endpoint, sock=cast(socket.socket, _SendsLate(endpoint.sock, 0.02)), tx_stamps=tx_stamps
+    )
+    engine = IcmpEngine(asyncio.get_running_loop(), {4: stalled}, {}, 1000.0)
+    try:
+        outcome = await engine.ping_round("127.0.0.1", 4, count=5, spacing_s=0.0, timeout_s=2.0)
+        return outcome, engine.counters().send_stamp_fallbacks
+    finally:
+        engine.close()
+
+
+async def test_rtt_starts_at_the_kernel_transmit_stamp_not_at_a_stalled_send() -> None:
+    # Each send stalls 20 ms after the engine read its send time. From the kernel's
+    # transmit stamp, a loopback RTT stays in microseconds; from the user-space send time
+    # (what the engine falls back to without stamps) every RTT would include the 20 ms.
+    stamped, fallbacks = await _round_with_stalled_sends(tx_stamps=True)
+    assert stamped.stats.received == 5
+    assert fallbacks == 0
+    assert all(rtt is not None and 0 < rtt < 5 * MS for rtt in stamped.rtts_s), stamped.rtts_s
+    unstamped, fallbacks = await _round_with_stalled_sends(tx_stamps=False)
+    assert unstamped.stats.received == 5
+    assert fallbacks == 0  # stamps were never asked for, so none fell back
+    assert all(rtt is not None and rtt >= 20 * MS for rtt in unstamped.rtts_s), unstamped.rtts_s
+
+
+def _stamp_ancillary(stamp_ns: int, level: int, kind: int) -> list[tuple[int, int, bytes]]:
+    timespecs = struct.pack("@ll", stamp_ns // 10**9, stamp_ns % 10**9) + bytes(32)
+    extended = struct.pack("=IBBBBII", 42, 4, 0, 0, 0, 0, 0)  # ENOMSG, origin TIMESTAMPING
+    return [(socket.SOL_SOCKET, SO_TIMESTAMPING, timespecs), (level, kind, extended)]
+
+
+def test_transmit_stamp_copies_are_matched_by_address_identifier_sequence_and_token() -> None:
+    token = bytes(range(1, TOKEN_BYTES + 1))
+    icmp4 = build_echo_request(4, 0x1234, 7, token, 56)
+    ip4 = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp4), 0, 0, 64, 1, 0,
+        socket.inet_aton("10.200.0.1"), socket.inet_aton("10.200.3.4"),
+    )  # fmt: skip
+    stamp_ns = 1_790_000_000_123_456_789
+    v4 = _stamp_ancillary(stamp_ns, socket.IPPROTO_IP, 11)
+    expected4 = ("10.200.3.4", 0x1234, 7, token, stamp_ns)
+    ethernet = bytes(12) + b"\x08\x00"
+    assert parse_transmit_stamp(ethernet + ip4 + icmp4, v4) == (*expected4, 34)
+    assert parse_transmit_stamp(ip4 + icmp4, v4) == (*expected4, 20)  # no link header (tun)
+    assert parse_transmit_stamp(bytes(18) + ip4 + icmp4, v4) == (*expected4, 38)  # VLAN tag
+    assert transmit_stamp_of(v4) == stamp_ns
+    with_timestampns = [(socket.SOL_SOCKET, 35, struct.pack("@ll", 1, 2)), *v4]
+    assert transmit_stamp_of(with_timestampns) == stamp_ns  # as the engine's sockets get it
+    icmp6 = build_echo_request(6, 0x4321, 65535, token, 56)
+    ip6 = (
+        struct.pack("!IHBB", 6 << 28, len(icmp6), 58, 64)
+        + socket.inet_pton(socket.AF_INET6, "fd00:200::1")
+        + socket.inet_pton(socket.AF_INET6, "fd00:200::3:4")
+    )
+    v6 = _stamp_ancillary(stamp_ns, socket.IPPROTO_IPV6, 25)
+    assert parse_transmit_stamp(bytes(14) + ip6 + icmp6, v6) == (
+        "fd00:200::3:4", 0x4321, 65535, token, stamp_ns, 54,
+    )  # fmt: skip
+    # Not stamps: an ICMP error on a ping socket's queue (origin 2), a copy that is not an
+    # echo request, a truncated copy.
+    icmp_error = [(socket.IPPROTO_IP, 11, struct.pack("=IBBBBII", 113, 2, 3, 1, 0, 0, 0))]
+    assert parse_transmit_stamp(ethernet + ip4 + icmp4, icmp_error) is None
+    assert transmit_stamp_of(icmp_error) == 0
+    reply = b"\x00" + icmp4[1:]
+    assert parse_transmit_stamp(ethernet + ip4 + reply, v4) is None
+    assert parse_transmit_stamp((ethernet + ip4 + icmp4)[:30], v4) is None
 
 
 async def test_probe_reports_up_with_the_round_figures(engine: IcmpEngine) -> None:
@@ -522,9 +617,9 @@ def test_unprivileged_ping_socket_matches_replies_and_errors(lab: str) -> None:
     alive, unreachable, dead, alive6, unreachable6 = run["outcomes"]
     assert run["mode"] == "dgram"
     # A ping socket with IP_RECVERR also parks each ICMP error on the socket itself, where it
-    # fails the next send, whichever target that is for. Interleaved with the unreachable
-    # target's errors, the live targets must still lose nothing.
-    assert run["counters"]["socket_errors"] > 0  # the parked errors did occur
+    # fails the next send or read, whichever target that is for, until the error queue is
+    # read (the engine reads it first on every wake-up, so few sends ever see one).
+    # Interleaved with the unreachable target's errors, the live targets lose nothing.
     assert alive["received"] == 10
     assert alive6["received"] == 5
     assert unreachable["received"] == 0
