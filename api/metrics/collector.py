@@ -22,6 +22,7 @@ from importlib import metadata
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -43,6 +44,7 @@ from api.metrics.readings import (
     bucket_samples,
     read_all,
     round_samples,
+    rounds_by_id,
 )
 from api.services import Services
 from api.status.score import link_score
@@ -68,6 +70,22 @@ _TARGET_STATES = tuple(TargetState)
 _SITE_STATES = tuple(SiteState)
 _SERVER = frozenset({cat.DATABASE_UP, cat.BUILD})
 
+# The per-target gauges' sample names: a gauge's samples carry the family name
+# (tests/metrics/test_collector_cache.py checks that these families are gauges).
+_STATE = cat.TARGET_STATE.name
+_MEASURED = cat.PROBE_MEASURED.name
+_ERROR = cat.PROBE_MONITOR_ERROR.name
+_SCORE = cat.PROBE_SCORE.name
+_SUCCESS = cat.PROBE_SUCCESS.name
+_RTT_MEAN = cat.PROBE_RTT_MEAN.name
+_LOSS = cat.PROBE_LOSS.name
+_JITTER = cat.PROBE_JITTER.name
+_DUPLICATES = cat.PROBE_DUPLICATES.name
+
+_Key = tuple[int | None, bool]
+"""A target output's cache key: ``(results.id of its newest round or None, still fresh)``."""
+_NO_ROUND: _Key = (None, False)
+
 
 def version() -> str:
     """Return the installed Linkwatch version, ``unknown`` when not installed."""
@@ -85,18 +103,24 @@ class LinkwatchCollector(Collector):
     ``/metrics`` renders; :meth:`collect` offers the same families to a
     ``prometheus_client`` registry.
 
-    Two caches keep a scrape cheap, neither holding a number that could go stale: the label
-    text of every configured target and site, and each site's formatted target samples
-    keyed by each target's latest round (``results.id``: a stored round never changes) and
-    whether that round is still fresh (the only way the clock changes a target's state).
-    Both are rebuilt when the configuration object changes; an entry lives only while its
-    site is configured.
+    The caches keep a scrape cheap, none holding a number that could go stale: the label
+    text of every configured target and site; each target's formatted samples keyed by its
+    latest round (``results.id``: a stored round never changes) and whether that round is
+    still fresh (the only way the clock changes a target's state), joined per site; and
+    each site's own samples keyed by the rows and state they come from. Each scrape reads
+    every target's newest ``results.id`` from the database first, and reads and formats a
+    round only where that id (or its freshness) differs from the cached one, so every
+    worker process answers from the database as it is at the scrape, byte for byte what a
+    new process would, whatever it cached before. All is rebuilt when the configuration
+    object changes; the caches hold one entry per configured site and target, no more.
+    Concurrent scrapes are safe: a scrape never changes what it read from the cache, and
+    replaces the cache with one assignment.
     """
 
     def __init__(self, services: Callable[[], Services]) -> None:
         self._services = services
-        self._labels: _ConfigLabels | None = None
-        self._outputs: _PreviousOutputs = {}
+        self._cache: _Cache | None = None
+        self._readers: tuple[Engine, Engine] | None = None
 
     def describe(self) -> Iterable[Metric]:
         """Describe nothing up front: the series depend on the database at scrape time."""
@@ -114,20 +138,38 @@ class LinkwatchCollector(Collector):
         """
         services = self._services()
         now = services.clock()
+        cache = self._cache
+        if cache is None or cache.labels.config is not services.config:
+            cache = _Cache(_ConfigLabels.build(services.config), {}, {})
         try:
-            with Session(bind=read_only(services.engine)) as session:
+            with Session(bind=self._reader(services.engine)) as session:
                 readings = read_all(session, now)
+                builder = _Builder(services.config, cache.labels, now, readings, cache)
+                rows = rounds_by_id(session, builder.wanted)
         except SQLAlchemyError as exc:
             log.warning("metrics: could not read the database: %s", exc.__class__.__name__)
             return [_database_up(False), _build_info()]
-        labels = self._labels
-        if labels is None or labels.config is not services.config:
-            labels = self._labels = _ConfigLabels.build(services.config)
-            self._outputs = {}
-        builder = _Builder(services.config, labels, now, readings)
-        families = builder.build(self._outputs)
-        self._outputs = builder.outputs
+        families = builder.build(rows)
+        # One assignment: a scrape running beside this one sees the old cache or the new.
+        self._cache = _Cache(cache.labels, builder.outputs, builder.sites)
         return [*families, _database_up(True), _build_info()]
+
+    def _reader(self, engine: Engine) -> Engine:
+        """Return ``engine``'s view for a scrape: one read-only snapshot for all its reads.
+
+        SQLite's deferred read transaction is a snapshot already (WAL); on PostgreSQL the
+        default READ COMMITTED would let the round ids and the rounds come from different
+        commits, so the scrape runs REPEATABLE READ, read only.
+        """
+        readers = self._readers
+        if readers is None or readers[0] is not engine:
+            view = read_only(engine)
+            if engine.dialect.name == "postgresql":
+                view = engine.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            readers = self._readers = (engine, view)
+        return readers[1]
 
 
 def _database_up(up: bool) -> Family:
@@ -153,6 +195,12 @@ class _TargetLabels:
     fresh_for_s: float
     labels: str
     state_lines: Mapping[TargetState, str]
+
+
+def _fresh(measured_at: datetime, target: _TargetLabels, now: datetime) -> bool:
+    """Return whether a round measured at ``measured_at`` is fresh at ``now`` (the same
+    test as :func:`monitor.state.assess_target`: not older than the stale bound)."""
+    return (now - measured_at).total_seconds() <= target.fresh_for_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +270,12 @@ class _TargetOutput:
     ``key`` is ``(results.id or None, fresh)``. The state derived from a round
     (:func:`monitor.state.assess_target`) depends on the clock only through whether the
     round is still fresh, so while the key is unchanged the state and every line are too.
+    ``measured_at`` is the round's (``None`` without one): with the id it tells whether the
+    round is still fresh at the next scrape without reading it again.
     """
 
-    key: tuple[int | None, bool]
+    key: _Key
+    measured_at: datetime | None
     state: TargetState
     lines: tuple[tuple[str, str], ...]
     histogram: HistogramLines | None
@@ -239,18 +290,63 @@ class _SiteOutput:
     sample: most sites have no new round between two scrapes).
     """
 
-    key: tuple[tuple[int | None, bool], ...]
+    key: tuple[_Key, ...]
     targets: tuple[_TargetOutput, ...]
     states: tuple[TargetState, ...]
     lines: tuple[tuple[str, str], ...]
     histogram: HistogramLines | None
 
 
-_PreviousOutputs = Mapping[str, _SiteOutput]
+@dataclass(frozen=True, slots=True)
+class _SiteLines:
+    """A site's own samples (reachability, state, agent, thresholds, spool report), as
+    ``(family, line)`` pairs: cacheable.
+
+    ``key`` holds all they are made of beyond the configuration: the agent row, the spool
+    report (with its oldest unsent result's age, which moves with the clock), the clock
+    offset, whether the site is reachable and its state.
+    """
+
+    key: tuple[object, ...]
+    lines: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Cache:
+    """What the collector keeps between scrapes: the label text of one configuration and
+    the per-site outputs made with it (replaced together, so they always match).
+
+    ``outputs`` holds each site's target samples, ``sites`` each site's own samples, by
+    site id; only sites of the configuration, so the cache never outgrows it.
+    """
+
+    labels: _ConfigLabels
+    outputs: Mapping[str, _SiteOutput]
+    sites: Mapping[str, _SiteLines]
+
+
+@dataclass(frozen=True, slots=True)
+class _SitePlan:
+    """One site's targets at this scrape, before any round is read.
+
+    ``ids[i]`` is target ``i``'s newest ``results.id`` (``None``: no round stored);
+    ``keys[i]`` its output key when the cached output still holds for it, else ``None``
+    (its round must be read and formatted).
+    """
+
+    site: _SiteLabels
+    previous: _SiteOutput | None
+    ids: tuple[int | None, ...]
+    keys: tuple[_Key | None, ...]
 
 
 class _Builder:
-    """Fill the target and site families of one scrape."""
+    """Fill the target and site families of one scrape.
+
+    Made with the readings and the previous scrape's outputs, it lists in :attr:`wanted`
+    the ``results.id`` of the rounds it must read (new ones, and those whose freshness
+    changed); :meth:`build` then takes those rows.
+    """
 
     def __init__(
         self,
@@ -258,71 +354,104 @@ class _Builder:
         labels: _ConfigLabels,
         now: datetime,
         readings: Readings,
+        previous: _Cache,
     ) -> None:
         self.config = config
         self.labels = labels
         self.now = now
         self.readings = readings
-        self.latest = readings.latest
         self.outputs: dict[str, _SiteOutput] = {}
+        self.sites: dict[str, _SiteLines] = {}
+        self.previous_sites = previous.sites
         self.f = {spec.name: spec.new() for spec in cat.ALL if spec not in _SERVER}
+        self.wanted: list[int] = []
+        outputs = previous.outputs
+        self.plans = [self._plan(site, outputs.get(site.site_id)) for site in labels.sites]
 
-    def build(self, previous: _PreviousOutputs) -> list[Family]:
-        """Return the families; ``previous`` holds the last scrape's per-site outputs."""
+    def _plan(self, site: _SiteLabels, previous: _SiteOutput | None) -> _SitePlan:
+        """Compare each target's newest id with the cached output; note the rows to read."""
+        now = self.now
+        newest = self.readings.newest.get(site.site_id, {})
+        ids = tuple([newest.get(target.target_id) for target in site.targets])
+        keys: list[_Key | None] = []
+        olds = previous.targets if previous is not None else (None,) * len(ids)
+        for row_id, target, old in zip(ids, site.targets, olds, strict=True):
+            if row_id is None:
+                keys.append(_NO_ROUND)
+            elif (
+                old is not None
+                and old.key[0] == row_id
+                and old.measured_at is not None
+                and _fresh(old.measured_at, target, now) is old.key[1]
+            ):
+                keys.append(old.key)
+            else:
+                keys.append(None)
+                self.wanted.append(row_id)
+        return _SitePlan(site, previous, ids, tuple(keys))
+
+    def build(self, rows: Mapping[int, RoundRow]) -> list[Family]:
+        """Return the families; ``rows`` holds the rounds of :attr:`wanted`, by id."""
         profiles = self.config.profiles
         silent_after_s = self.config.server.site_silent_after_s
         f = self.f
         rtt = f[cat.PROBE_RTT.name]
-        for site in self.labels.sites:
+        sinks = {name: family.line_sink() for name, family in f.items()}
+        for plan in self.plans:
+            site = plan.site
             profile = profiles[self.config.sites[site.site_id].link_profile]
-            output = self._targets(site, profile, silent_after_s, previous.get(site.site_id))
+            output = self._targets(plan, profile, silent_after_s, rows)
             self.outputs[site.site_id] = output
             for family, text in output.lines:
-                f[family].add_lines(text)
+                sinks[family](text)
             if output.histogram is not None:
                 rtt.add_histogram(output.histogram)
-            self._site(site, profile, list(output.states), silent_after_s)
-            self._agent(site)
+            own = self._site_lines(
+                site, profile, output.states, silent_after_s, self.previous_sites.get(site.site_id)
+            )
+            self.sites[site.site_id] = own
+            for family, text in own.lines:
+                sinks[family](text)
         self._notifications()
         return list(f.values())
 
     def _targets(
         self,
-        site: _SiteLabels,
+        plan: _SitePlan,
         profile: LinkProfile,
         silent_after_s: float,
-        previous: _SiteOutput | None,
+        rows: Mapping[int, RoundRow],
     ) -> _SiteOutput:
+        previous = plan.previous
+        if previous is not None and previous.key == plan.keys:
+            return previous  # every key known and unchanged (no key is None)
         now = self.now
-        rows: list[RoundRow | None] = []
-        keys: list[tuple[int | None, bool]] = []
-        for target in site.targets:
-            row = self.latest.get((site.site_id, target.target_id))
-            if row is None:
-                keys.append((None, False))
-            else:  # row[0]: results.id, row[4]: measured_at (see readings.RoundRow)
-                fresh = (now - row[4]).total_seconds() <= target.fresh_for_s
-                keys.append((row[0], fresh))
-            rows.append(row)
-        key = tuple(keys)
-        if previous is not None and previous.key == key:
-            return previous
         outputs: list[_TargetOutput] = []
-        for i, target in enumerate(site.targets):
-            output = previous.targets[i] if previous is not None else None
-            if output is None or output.key != keys[i]:
-                found = rows[i]
-                record = None if found is None else LatestRound(*found)
-                assessment = assess_target(record, profile, now, target.interval_s, silent_after_s)
-                output = self._target_output(target, record, assessment, keys[i], profile)
-            outputs.append(output)
+        for i, target in enumerate(plan.site.targets):
+            key = plan.keys[i]
+            old = previous.targets[i] if previous is not None else None
+            if key is not None and old is not None and old.key == key:
+                outputs.append(old)
+                continue
+            row_id = plan.ids[i]
+            found = None if row_id is None else rows.get(row_id)
+            if found is None:  # no round (one read in the same snapshot is never missing)
+                record, key = None, _NO_ROUND
+            else:
+                record = LatestRound(*found)
+                key = (record.row_id, _fresh(record.measured_at, target, now))
+            assessment = assess_target(record, profile, now, target.interval_s, silent_after_s)
+            outputs.append(self._target_output(target, record, assessment, key, profile))
+        key_now = tuple(o.key for o in outputs)
+        if previous is not None and previous.key == key_now:
+            return previous
         by_family: dict[str, list[str]] = {}
         for output in outputs:
             for family, text in output.lines:
                 by_family.setdefault(family, []).append(text)
         histograms = [o.histogram for o in outputs if o.histogram is not None]
         return _SiteOutput(
-            key=key,
+            key=key_now,
             targets=tuple(outputs),
             states=tuple(o.state for o in outputs),
             lines=tuple((family, "".join(texts)) for family, texts in by_family.items()),
@@ -334,89 +463,92 @@ class _Builder:
         target: _TargetLabels,
         row: LatestRound | None,
         assessment: Assessment,
-        key: tuple[int | None, bool],
+        key: _Key,
         profile: LinkProfile,
     ) -> _TargetOutput:
         """Format one target's samples (see the module docstring for the presence rules)."""
         labels = target.labels
         state = assessment.state
-        out: list[tuple[Spec, str]] = [(cat.TARGET_STATE, target.state_lines[state])]
+        out: list[tuple[str, str]] = [(_STATE, target.state_lines[state])]
         histogram = None
-
-        def add(spec: Spec, value: float | str) -> None:
-            text = value if isinstance(value, str) else format_value(value)
-            out.append((spec, f"{self.f[spec.name].sample_name}{{{labels}}} {text}\n"))
-
         if row is not None:
-            add(cat.PROBE_MEASURED, row.measured_at.timestamp())
+            stamp = format_value(row.measured_at.timestamp())
+            out.append((_MEASURED, f"{_MEASURED}{{{labels}}} {stamp}\n"))
         if row is not None and assessment.reason not in _NOT_FRESH:
             is_error = row.status == ProbeStatus.ERROR
-            add(cat.PROBE_MONITOR_ERROR, ONE if is_error else ZERO)
+            out.append((_ERROR, f"{_ERROR}{{{labels}}} {ONE if is_error else ZERO}\n"))
             if state is TargetState.DOWN:
-                add(cat.PROBE_SCORE, ZERO)
+                out.append((_SCORE, f"{_SCORE}{{{labels}}} {ZERO}\n"))
             if not is_error:
-                add(cat.PROBE_SUCCESS, ONE if row.status == ProbeStatus.UP else ZERO)
-                for spec, measure in (
-                    (cat.PROBE_RTT_MEAN, row.rtt_s),
-                    (cat.PROBE_LOSS, row.packet_loss),
-                    (cat.PROBE_JITTER, row.jitter_s),
-                    (cat.PROBE_DUPLICATES, row.duplicates),
+                up = row.status == ProbeStatus.UP
+                out.append((_SUCCESS, f"{_SUCCESS}{{{labels}}} {ONE if up else ZERO}\n"))
+                for name, measure in (
+                    (_RTT_MEAN, row.rtt_s),
+                    (_LOSS, row.packet_loss),
+                    (_JITTER, row.jitter_s),
+                    (_DUPLICATES, row.duplicates),
                 ):
                     if measure is not None:
-                        add(spec, measure)
+                        out.append((name, f"{name}{{{labels}}} {format_value(measure)}\n"))
                 if state is not TargetState.DOWN:
                     quality = link_score(row.rtt_s, row.packet_loss, row.jitter_s, profile)
                     if quality is not None:
-                        add(cat.PROBE_SCORE, quality)
+                        out.append((_SCORE, f"{_SCORE}{{{labels}}} {format_value(quality)}\n"))
                 if target.kind == "icmp":
                     counts = bucket_samples(round_samples(row), cat.RTT_BUCKETS_S)
                     histogram = self.f[cat.PROBE_RTT.name].histogram_lines(
                         labels, counts.cumulative, counts.sum_s
                     )
-        lines = tuple((spec.name, text) for spec, text in out)
-        return _TargetOutput(key, state, lines, histogram)
+        measured_at = None if row is None else row.measured_at
+        return _TargetOutput(key, measured_at, state, tuple(out), histogram)
 
-    def _site(
+    def _site_lines(
         self,
         site: _SiteLabels,
         profile: LinkProfile,
-        target_states: list[TargetState],
+        target_states: tuple[TargetState, ...],
         silent_after_s: float,
-    ) -> None:
-        f = self.f
-        labels = site.labels
+        previous: _SiteLines | None,
+    ) -> _SiteLines:
+        """Return the site's own samples: reachability, state, agent, thresholds, spool."""
+        now = self.now
         agent = self.readings.agents.get(site.site_id)
         last_upload_at = agent.last_upload_at if agent else None
-        reachable = site_reachable(last_upload_at, self.now, silent_after_s)
-        state = site_state(last_upload_at, target_states, self.now, silent_after_s)
-        f[cat.SITE_REACHABLE.name].add_text(labels, ONE if reachable else ZERO)
-        f[cat.RESULTS_STORED.name].add(labels, agent.results_stored if agent else 0)
-        f[cat.SITE_STATE.name].add_lines(site.state_lines[state])
-        f[cat.SITE_RTT_THRESHOLD.name].add(labels, profile.rtt_degraded_s)
-        f[cat.SITE_LOSS_THRESHOLD.name].add(labels, profile.packet_loss_degraded)
-        if profile.jitter_degraded_s is not None:
-            f[cat.SITE_JITTER_THRESHOLD.name].add(labels, profile.jitter_degraded_s)
-        if agent is None:
-            return
-        f[cat.SITE_LAST_UPLOAD.name].add(labels, agent.last_upload_at.timestamp())
-        f[cat.SITE_UPLOADS.name].add(labels, agent.uploads)
-
-    def _agent(self, site: _SiteLabels) -> None:
+        reachable = site_reachable(last_upload_at, now, silent_after_s)
+        state = site_state(last_upload_at, target_states, now, silent_after_s)
+        offset_s = self.readings.clock_offsets.get(site.site_id)
+        report = self.readings.backlogs.get(site.site_id)
+        key = (agent, report, offset_s, reachable, state)
+        if previous is not None and previous.key == key:
+            return previous
         f = self.f
         labels = site.labels
-        offset_s = self.readings.clock_offsets.get(site.site_id)
+        out: list[tuple[str, str]] = []
+
+        def add(spec: Spec, value: float | str) -> None:
+            text = value if isinstance(value, str) else format_value(value)
+            out.append((spec.name, f"{f[spec.name].sample_name}{{{labels}}} {text}\n"))
+
+        add(cat.SITE_REACHABLE, ONE if reachable else ZERO)
+        add(cat.RESULTS_STORED, agent.results_stored if agent else 0)
+        out.append((cat.SITE_STATE.name, site.state_lines[state]))
+        add(cat.SITE_RTT_THRESHOLD, profile.rtt_degraded_s)
+        add(cat.SITE_LOSS_THRESHOLD, profile.packet_loss_degraded)
+        if profile.jitter_degraded_s is not None:
+            add(cat.SITE_JITTER_THRESHOLD, profile.jitter_degraded_s)
+        if agent is not None:
+            add(cat.SITE_LAST_UPLOAD, agent.last_upload_at.timestamp())
+            add(cat.SITE_UPLOADS, agent.uploads)
         if offset_s is not None:
-            f[cat.SITE_CLOCK_OFFSET.name].add(labels, offset_s)
-        warn_s = self.config.site_agent(site.site_id).clock_offset_warn_s
-        f[cat.SITE_CLOCK_THRESHOLD.name].add(labels, warn_s)
-        report = self.readings.backlogs.get(site.site_id)
-        if report is None:
-            return
-        f[cat.AGENT_BACKLOG.name].add(labels, report.backlog)
-        f[cat.AGENT_OLDEST_UNSENT.name].add(labels, max(0.0, report.oldest_unsent_age_s or 0.0))
-        f[cat.AGENT_DROPPED.name].add(labels, report.dropped_total)
-        f[cat.AGENT_REJECTED.name].add(labels, report.rejected_total)
-        f[cat.AGENT_REPORTED.name].add(labels, report.reported_at.timestamp())
+            add(cat.SITE_CLOCK_OFFSET, offset_s)
+        add(cat.SITE_CLOCK_THRESHOLD, self.config.site_agent(site.site_id).clock_offset_warn_s)
+        if report is not None:
+            add(cat.AGENT_BACKLOG, report.backlog)
+            add(cat.AGENT_OLDEST_UNSENT, max(0.0, report.oldest_unsent_age_s or 0.0))
+            add(cat.AGENT_DROPPED, report.dropped_total)
+            add(cat.AGENT_REJECTED, report.rejected_total)
+            add(cat.AGENT_REPORTED, report.reported_at.timestamp())
+        return _SiteLines(key, tuple(out))
 
     def _notifications(self) -> None:
         attempts = self.f[cat.NOTIFY_ATTEMPTS.name]

@@ -17,7 +17,7 @@ into ``prometheus_client`` metrics, for a registry and for the tests.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -57,6 +57,8 @@ def label_string(names: Sequence[str], values: Sequence[str]) -> str:
 
 def format_value(value: float) -> str:
     """Format a sample value: ``1.0``, ``0.012``, ``+Inf``, ``-Inf``, ``NaN``."""
+    if type(value) is float and value - value == 0.0:  # finite (the common case, first)
+        return repr(value)
     if isinstance(value, int) and 0 <= value < len(_SMALL_INTS):
         return _SMALL_INTS[value]
     if value == math.inf:
@@ -138,6 +140,10 @@ class Family:
         """Add finished sample lines of this family (from :meth:`lines_for`, cached)."""
         self._lines.append(lines)
 
+    def line_sink(self) -> Callable[[str], None]:
+        """Return :meth:`add_lines` as the bare ``list.append`` (for a loop adding many)."""
+        return self._lines.append
+
     def lines_for(self, samples: Iterable[tuple[str, str]]) -> str:
         """Return the lines of ``(labels, formatted value)`` samples, for a cache."""
         return "".join(f"{self.sample_name}{{{labels}}} {text}\n" for labels, text in samples)
@@ -151,9 +157,13 @@ class Family:
         observations (``_gcount``); ``total`` is their sum (``_gsum``). Pure: cache it.
         """
         sep = "," if labels else ""
+        small = _SMALL_INTS
         buckets = "".join(
-            f'{self.name}_bucket{{{labels}{sep}le="{bound}"}} {format_value(count)}\n'
-            for bound, count in zip(self._bucket_names, cumulative, strict=True)
+            [
+                f'{self.name}_bucket{{{labels}{sep}le="{bound}"}} '
+                f"{small[count] if 0 <= count < len(small) else format_value(count)}\n"
+                for bound, count in zip(self._bucket_names, cumulative, strict=True)
+            ]
         )
         gcount = f"{self.name}_gcount{{{labels}}} {format_value(cumulative[-1])}\n"
         gsum = f"{self.name}_gsum{{{labels}}} {format_value(total)}\n"

@@ -1,32 +1,38 @@
 """Read what one scrape needs from the database, in few queries and with light rows.
 
 The status page's snapshot (``api.status.snapshot``) reads the same latest results as ORM
-objects; at 10,000 targets that alone took about 0.45 s, over the scrape budget. Here the
-same query plan (one backward index seek per target on ``ix_results_site_target_time``)
-fetches only the columns /metrics uses, as light records, with the RTT samples left as JSON
-text so the collector decodes them only when a target's latest round changed.
+objects; at 10,000 targets that alone took about 0.45 s, over the scrape budget. Here a
+scrape reads in two steps: the ``results.id`` of every target's newest round (one backward
+index seek per target on ``ix_results_site_target_time``, only the id: on SQLite the index
+covers it), then, by id, only the rounds the collector has not formatted before, as light
+rows with the RTT samples left as JSON text. A stored round never changes, so its id is a
+change marker read from the database at each scrape: what the collector keeps between
+scrapes is only ever reused for the same id.
 """
 
 from __future__ import annotations
 
 import json
-from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Dialect,
     FromClause,
     String,
     Text,
+    any_,
+    bindparam,
     cast,
     select,
-    true,
     type_coerce,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -96,11 +102,14 @@ class AgentRow:
 
 @dataclass(frozen=True, slots=True)
 class Readings:
-    """Everything one scrape reads, in one read-only transaction.
+    """Everything one scrape reads up front, in one read-only transaction.
+
+    The rounds themselves are read afterwards, in the same transaction, only for the ids
+    the collector has not formatted yet (:func:`rounds_by_id`).
 
     Attributes:
-        latest: the newest round of every target, by ``(site, target)``, as a row in
-            :class:`LatestRound` field order (see :func:`latest_rounds`).
+        newest: the ``results.id`` of every target's newest round, by site, then target
+            (:func:`newest_round_ids`); a target without any round is absent.
         agents: ``site_agents`` rows by site.
         backlogs: each site's newest agent spool report (:func:`spool_reports`).
         clock_offsets: each site's best clock-offset estimate, seconds
@@ -110,7 +119,7 @@ class Readings:
         deliveries: notification deliveries by ``(channel, status)`` (``delivery_backlog``).
     """
 
-    latest: dict[tuple[str, str], RoundRow]
+    newest: dict[str, dict[str, int]]
     agents: dict[str, AgentRow]
     backlogs: dict[str, AgentBacklog]
     clock_offsets: dict[str, float]
@@ -126,7 +135,7 @@ def read_all(session: Session, now: datetime) -> Readings:
     agents = agent_rows(session)
     backlogs = spool_reports(session, now)
     return Readings(
-        latest=latest_rounds(session),
+        newest=newest_round_ids(session),
         agents=agents,
         backlogs=backlogs,
         clock_offsets=best_clock_offsets(agents, backlogs),
@@ -180,52 +189,70 @@ def best_clock_offsets(
 
 
 RoundRow = Sequence[Any]
-"""A row of :func:`latest_rounds`: the fields of :class:`LatestRound`, in order (``row[0]``
+"""A row of :func:`rounds_by_id`: the fields of :class:`LatestRound`, in order (``row[0]``
 the ``results.id``, ``row[4]`` ``measured_at``); ``LatestRound(*row)`` makes the record."""
 
+_IDS_PER_STATEMENT = 2000
+"""Ids bound in one ``IN (...)`` of :func:`rounds_by_id` (SQLite allows 32,766 variables)."""
 
-def latest_rounds(session: Session) -> dict[tuple[str, str], RoundRow]:
-    """Return the newest round of every target in the database, keyed ``(site, target)``.
 
-    Rows, not records: at 10,000 targets, making a record of every row cost more than the
-    query; the collector makes one only for a round it has not formatted before.
+def newest_round_ids(session: Session) -> dict[str, dict[str, int]]:
+    """Return the ``results.id`` of every target's newest round, by site, then target.
 
-    One statement whose cost grows with the number of targets, not with the history kept:
-    one backward index seek per target on ``ix_results_site_target_time``. On PostgreSQL a
-    ``LATERAL`` join (the ``id IN (...)`` form hash-joins a scan of every stored result
-    there: 0.37 s at 50,000 results); on SQLite, which has no ``LATERAL``, the ``IN`` form,
-    which it runs as seeks.
+    Newest is the greatest ``measured_at``, then the greatest id (as the status page picks
+    it). Targets without a stored round are absent. One statement whose cost grows with
+    the number of targets, not with the history kept: a correlated scalar subquery per
+    target, which both databases run as one backward seek on
+    ``ix_results_site_target_time`` (SQLite reads the rowid from the index, never the
+    table; PostgreSQL runs it as a subplan, a little faster there than a ``LATERAL`` join;
+    an ``id IN (...)`` form made PostgreSQL hash-join a scan of every stored result).
+    Nested string-keyed dicts rather than ``(site, target)`` keys: no tuple per target for
+    the garbage collector to track while the scrape runs.
     """
     results = Result.__table__
     targets = Target.__table__
     newest = results.alias("newest")
+    seek = (
+        select(newest.c.id)
+        .where(
+            newest.c.site_id == targets.c.site_id,
+            newest.c.target_id == targets.c.target_id,
+        )
+        .order_by(newest.c.measured_at.desc(), newest.c.id.desc())
+        .limit(1)
+        .correlate(targets)
+        .scalar_subquery()
+    )
+    stmt = select(targets.c.site_id, targets.c.target_id, seek)
+    out: dict[str, dict[str, int]] = {}
+    for site_id, target_id, row_id in session.execute(stmt):
+        if row_id is not None:
+            out.setdefault(site_id, {})[target_id] = row_id
+    return out
+
+
+def rounds_by_id(session: Session, ids: Collection[int]) -> dict[int, RoundRow]:
+    """Return the rounds with these ``results.id`` values, by id (an id not found is absent).
+
+    Rows, not records: making a record of every row cost more than the query at 10,000
+    targets; the collector makes one only for a round it formats. On PostgreSQL the ids
+    go as one array (``id = ANY(:ids)``: binding 2,500 separate parameters cost twice the
+    query); on SQLite in statements of at most :data:`_IDS_PER_STATEMENT` ids.
+    """
+    results = Result.__table__
+    wanted = sorted(ids)
+    if not wanted:
+        return {}
+    columns = _round_columns(results)
     if session.get_bind().dialect.name == "postgresql":
-        latest = (
-            select(*_round_columns(newest))
-            .where(
-                newest.c.site_id == targets.c.site_id,
-                newest.c.target_id == targets.c.target_id,
-            )
-            .order_by(newest.c.measured_at.desc(), newest.c.id.desc())
-            .limit(1)
-            .lateral("latest")
-        )
-        stmt = select(*latest.c).select_from(targets).join(latest, true())
+        array = bindparam("ids", wanted, type_=postgresql.ARRAY(BigInteger))
+        statements = [select(*columns).where(results.c.id == any_(array))]
     else:
-        newest_id = (
-            select(newest.c.id)
-            .where(
-                newest.c.site_id == targets.c.site_id,
-                newest.c.target_id == targets.c.target_id,
-            )
-            .order_by(newest.c.measured_at.desc(), newest.c.id.desc())
-            .limit(1)
-            .correlate(targets)
-            .scalar_subquery()
-        )
-        ids = select(newest_id).select_from(targets)
-        stmt = select(*_round_columns(results)).where(results.c.id.in_(ids))
-    return {(row[1], row[2]): row for row in session.execute(stmt).all()}
+        statements = [
+            select(*columns).where(results.c.id.in_(wanted[i : i + _IDS_PER_STATEMENT]))
+            for i in range(0, len(wanted), _IDS_PER_STATEMENT)
+        ]
+    return {row[0]: row for stmt in statements for row in session.execute(stmt)}
 
 
 def _round_columns(table: FromClause) -> list[ColumnElement[Any]]:
@@ -273,17 +300,12 @@ class RttHistogram:
 def bucket_samples(samples: Sequence[float], bounds: Sequence[float]) -> RttHistogram:
     """Count ``samples`` (seconds) into cumulative buckets with upper bounds ``bounds``.
 
-    A sample equal to a bound counts in that bound's bucket (Prometheus ``le``).
+    A sample equal to a bound counts in that bound's bucket (Prometheus ``le``). Samples
+    must not be NaN (the wire model refuses NaN and infinity).
     """
-    counts = [0] * (len(bounds) + 1)
-    for value in samples:
-        counts[bisect_left(bounds, value)] += 1
-    running = 0
-    cumulative = []
-    for count in counts:
-        running += count
-        cumulative.append(running)
-    return RttHistogram(tuple(cumulative), float(sum(samples)))
+    ordered = sorted(samples)
+    cumulative = (*(bisect_right(ordered, bound) for bound in bounds), len(ordered))
+    return RttHistogram(cumulative, float(sum(samples)))
 
 
 def round_samples(latest: LatestRound) -> list[float]:
@@ -303,4 +325,7 @@ def _samples(rtts_json: str | None) -> list[float]:
     decoded = json.loads(rtts_json)
     if not isinstance(decoded, list):
         return []
+    floats = [v for v in decoded if type(v) is float]
+    if len(floats) + decoded.count(None) == len(decoded):  # as stored: floats and nulls
+        return floats
     return [float(v) for v in decoded if isinstance(v, int | float) and not isinstance(v, bool)]
