@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 import uvicorn
 
@@ -16,6 +21,10 @@ def run_server(
     config: Config, *, host: str | None = None, port: int | None = None, verbose: bool = False
 ) -> int:
     """Serve the app for ``config`` until SIGINT/SIGTERM; return the exit code.
+
+    0 after a graceful shutdown on SIGTERM (in-flight requests finished, within
+    10 s), 1 if the server never started, 2 for a configuration error. SIGINT (Ctrl-C)
+    keeps uvicorn's behaviour: it is raised again after the shutdown.
 
     The schema is never created here: if the database is not at the alembic head the
     service still starts, logs how to fix it, and ``/readyz`` answers 503 until it is.
@@ -58,6 +67,35 @@ def run_server(
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(uv_config)
-    server.run()
+    with _sigterm_ends_cleanly(server):
+        server.run()
     engine.dispose()
     return 0 if server.started else 1
+
+
+@contextmanager
+def _sigterm_ends_cleanly(server: uvicorn.Server) -> Iterator[None]:
+    """Make SIGTERM end ``linkwatch server`` with status 0 once uvicorn has shut down.
+
+    uvicorn's ``Server.capture_signals`` handles SIGTERM itself while serving (graceful
+    shutdown: no new connection, in-flight requests finish), then restores the handler it
+    found and raises the signal again so that the process "dies of it". With the default
+    handler that is status 143, which supervisors log as a failure although the shutdown was
+    clean. The handler it finds is this one: it asks ``server`` to stop (which matters only
+    for a signal arriving before uvicorn took over) and logs, so ``run`` returns and the
+    command exits 0. After the block SIGTERM has its previous handler again. Only the main
+    thread may set handlers; elsewhere nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+        log.info("stopped by %s", signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
