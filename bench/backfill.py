@@ -14,16 +14,27 @@ gzip-compressed request bodies; ``http_bytes_per_result`` adds the HTTP request 
 lines, headers and acknowledgement bodies both ways; TCP/IP framing is not counted), the
 server's peak resident memory (``peak_rss_mb``, VmHWM of the server process), and checks:
 ``stored`` rows, ``duplicates`` (rows stored twice), ``exact`` (every stored measurement
-time equal to the spooled one, to the microsecond).
+time equal to the spooled one, to the microsecond), ``values_exact`` (every other stored
+field equal to the spooled one too: RTT samples, mean, jitter, details, ...).
 
-Usage: ``python bench/backfill.py [--backends sqlite,postgresql] [--count 5]
-[--encoding compact|json]``. The last lines are JSON, one per backend, PostgreSQL last.
+Each round is the agent's default ICMP round (``count`` 20 echo requests, from
+:class:`probes.specs.IcmpTarget`), paced as the agent's default ``spacing_s`` (0.5 s) when
+that fits the 10 s interval with a 2 s timeout, else at the largest whole number of
+milliseconds that does (20 requests: 0.421 s), as the configuration validator requires
+(``(count - 1) * spacing_s + timeout_s <= interval_s``).
+
+Usage: ``python bench/backfill.py [--backends sqlite,postgresql] [--count 20]
+[--encoding compact|json] [--compare-layouts]``. ``--compare-layouts`` also prints what
+the same backlog takes, gzip-compressed in batches of 5,000, in each encoding (compact
+version 3, compact version 2 as agents before it send, JSON), without sending it. The last
+lines are JSON, one per backend, PostgreSQL last.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import itertools
 import json
 import math
@@ -56,12 +67,39 @@ from monitor.agent.uploader import UploadEncoding, Uploader, UploadOutcome  # no
 from monitor.storage.db import make_engine  # noqa: E402
 from monitor.storage.migrate import upgrade  # noqa: E402
 from monitor.storage.models import Result  # noqa: E402
-from monitor.wire import ResultIn  # noqa: E402
+from monitor.wire import BatchIn, ResultIn  # noqa: E402
+from monitor.wire_compact import encode_batch  # noqa: E402
 from probes.result import ProbeKind, ProbeResult, ProbeStatus  # noqa: E402
+from probes.specs import IcmpTarget  # noqa: E402
 
 SITE = "post1"
 TOKEN = "bench-token-0123456789abcdef"
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+TIMEOUT_S = 2.0
+BATCH = 5000
+AGENT_COUNT: int = IcmpTarget.model_fields["count"].default
+AGENT_SPACING_S: float = IcmpTarget.model_fields["spacing_s"].default
+
+
+def round_timing(interval_s: float, count: int) -> tuple[float, float]:
+    """Return ``(spacing_s, timeout_s)`` for ``count`` requests a round every ``interval_s``.
+
+    The agent's default spacing if the round fits the interval, else the largest whole
+    number of milliseconds that fits; checked by the configuration's own validator
+    (:class:`IcmpTarget`), which raises ``ValidationError`` if the round cannot fit.
+    """
+    spacing_s = AGENT_SPACING_S
+    if count > 1 and (count - 1) * spacing_s + TIMEOUT_S > interval_s:
+        spacing_s = math.floor((interval_s - TIMEOUT_S) * 1000 / (count - 1)) / 1000
+    IcmpTarget(
+        id="check",
+        host="192.0.2.1",
+        count=count,
+        spacing_s=spacing_s,
+        timeout_s=TIMEOUT_S,
+        interval_s=interval_s,
+    )
+    return spacing_s, TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -93,7 +131,7 @@ def synthetic_backlog(
     """Return the results 10 ICMP targets would have spooled, in measurement order."""
     rng = random.Random(seed)
     ids = ResultIds(prefix_bits=rng.getrandbits(60))
-    spacing_s, timeout_s = min(1.0, (interval_s - 3.0) / max(1, count - 1)), 2.0
+    spacing_s, timeout_s = round_timing(interval_s, count)
     rounds = int(hours * 3600 / interval_s)
     outages = {
         t: [(rng.randrange(rounds), rng.randrange(18, 60)) for _ in range(3)]
@@ -174,7 +212,7 @@ def free_port() -> int:
 
 
 def write_config(path: Path, port: int, db_url: str, interval_s: float, count: int) -> None:
-    spacing_s = min(1.0, (interval_s - 3.0) / max(1, count - 1))
+    spacing_s, timeout_s = round_timing(interval_s, count)
     targets = [
         {
             "kind": "icmp",
@@ -182,7 +220,7 @@ def write_config(path: Path, port: int, db_url: str, interval_s: float, count: i
             "host": f"192.0.2.{t + 1}",  # documentation range: never probed here
             "count": count,
             "spacing_s": spacing_s,
-            "timeout_s": 2.0,
+            "timeout_s": timeout_s,
             "interval_s": interval_s,
         }
         for t in range(len(LINKS))
@@ -253,7 +291,7 @@ async def upload_all(spool: Spool, port: int, encoding: UploadEncoding) -> dict[
         site_id=SITE,
         server_url=f"http://127.0.0.1:{port}",
         token=TOKEN,
-        batch_max_results=5000,
+        batch_max_results=BATCH,
         upload_interval_s=1.0,
         retry_max_s=2.0,
         upload_timeout_s=120.0,
@@ -297,21 +335,65 @@ def drop_pg_database(name: str) -> None:
         )
 
 
+COMPARED = (
+    "target_id",
+    "status",
+    "duration_s",
+    "rtt_s",
+    "packet_loss",
+    "jitter_s",
+    "sent",
+    "received",
+    "duplicates",
+    "address",
+    "family",
+    "error",
+    "rtts_s",
+    "phases_s",
+    "detail",
+    "clock_offset_s",
+)
+"""Stored fields compared with the spooled result, besides ``measured_at`` and ``kind``."""
+
+
 def check_stored(db_url: str, results: list[ResultIn]) -> dict[str, Any]:
+    """Count the stored rows and compare each with the result spooled.
+
+    ``exact``: every ``measured_at`` equal to the spooled one, to the microsecond;
+    ``values_exact``: every field of :data:`COMPARED` equal too (floats compared as
+    floats, lists and objects as decoded JSON).
+    """
     engine = make_engine(db_url)
+    columns = [getattr(Result, name) for name in COMPARED]
     try:
         with engine.connect() as conn:
             rows = conn.execute(select(func.count()).select_from(Result)).scalar_one()
             distinct = conn.execute(
                 select(func.count(func.distinct(Result.result_id)))
             ).scalar_one()
-            stored = dict(conn.execute(select(Result.result_id, Result.measured_at)).all())
+            stored = {
+                row[0]: row[1:]
+                for row in conn.execute(
+                    select(Result.result_id, Result.measured_at, Result.kind, *columns)
+                )
+            }
     finally:
         engine.dispose()
     exact = len(stored) == len(results) and all(
-        stored.get(r.result_id) == r.measured_at for r in results
+        r.result_id in stored and stored[r.result_id][0] == r.measured_at for r in results
     )
-    return {"stored": int(rows), "duplicates": int(rows) - int(distinct), "exact": exact}
+    values_exact = len(stored) == len(results) and all(
+        r.result_id in stored
+        and tuple(stored[r.result_id][1:])
+        == (r.kind.value, *(getattr(r, name) for name in COMPARED))
+        for r in results
+    )
+    return {
+        "stored": int(rows),
+        "duplicates": int(rows) - int(distinct),
+        "exact": exact,
+        "values_exact": values_exact,
+    }
 
 
 def run_backend(
@@ -330,8 +412,8 @@ def run_backend(
         write_config(config, port, db_url, args.interval, args.count)
         spool_path = workdir / f"spool-{backend}.db"
         with Spool(spool_path, max_results=10_000_000, max_age_s=30 * 86_400) as spool:
-            for i in range(0, len(results), 5000):
-                spool.put(results[i : i + 5000])
+            for i in range(0, len(results), BATCH):
+                spool.put(results[i : i + BATCH])
             server = start_server(config, port, workdir / f"server-{backend}.log")
             upload = asyncio.run(upload_all(spool, port, UploadEncoding(args.encoding)))
             left = spool.backlog()
@@ -354,6 +436,7 @@ def run_backend(
         "stored": checks["stored"],
         "duplicates": checks["duplicates"],
         "exact": checks["exact"],
+        "values_exact": checks["values_exact"],
         "left_in_spool": left,
         "ingest_s": round(upload["ingest_s"], 2),
         "results_per_s": round(n / upload["ingest_s"]),
@@ -366,21 +449,57 @@ def run_backend(
     }
 
 
+def compare_layouts(results: list[ResultIn], start: datetime) -> dict[str, float]:
+    """Return gzip-compressed bytes per result of the backlog in each encoding, unsent.
+
+    Batches of :data:`BATCH` in measurement order (the uploader's order differs only in the
+    first batch), gzip level 9 as the uploader compresses.
+    """
+    sizes = {"compact_v3": 0, "compact_v2": 0, "json": 0}
+    for i in range(0, len(results), BATCH):
+        batch = BatchIn(
+            batch_id=str(uuid.uuid4()),
+            site_id=SITE,
+            agent_sent_at=start,
+            results=results[i : i + BATCH],
+        )
+        bodies = {
+            "compact_v3": encode_batch(batch, version=3),
+            "compact_v2": encode_batch(batch, version=2),
+            "json": batch.model_dump_json(exclude_none=True).encode("utf-8"),
+        }
+        for name, body in bodies.items():
+            sizes[name] += len(gzip.compress(body, compresslevel=9))
+    return {name: round(total / len(results), 1) for name, total in sizes.items()}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--interval", type=float, default=10.0, help="probe interval, s")
-    parser.add_argument("--count", type=int, default=5, help="ICMP echo requests per round")
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=AGENT_COUNT,
+        help=f"ICMP echo requests per round (default: the agent's, {AGENT_COUNT})",
+    )
     parser.add_argument("--encoding", choices=["compact", "json"], default="compact")
+    parser.add_argument(
+        "--compare-layouts", action="store_true", help="also size each encoding, unsent"
+    )
     args = parser.parse_args()
     start = datetime(2026, 11, 1, tzinfo=UTC)
+    spacing_s, timeout_s = round_timing(args.interval, args.count)
     results = synthetic_backlog(args.hours, args.interval, args.count, start)
     print(
         f"backlog: {len(results)} results, {len(LINKS)} targets, every {args.interval:g} s, "
-        f"{args.count} echo requests per round, {args.encoding} encoding",
+        f"{args.count} echo requests per round ({spacing_s:g} s apart, {timeout_s:g} s "
+        f"timeout), {args.encoding} encoding",
         flush=True,
     )
+    if args.compare_layouts:
+        print(f"bytes/result, gzip, unsent: {compare_layouts(results, start)}", flush=True)
     lines = []
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     backends.sort(key=lambda b: b == "postgresql")  # PostgreSQL last
@@ -397,7 +516,10 @@ def main() -> int:
     for line in lines:
         print(json.dumps(line), flush=True)
     ok = all(
-        line["stored"] == line["results"] and line["duplicates"] == 0 and line["exact"]
+        line["stored"] == line["results"]
+        and line["duplicates"] == 0
+        and line["exact"]
+        and line["values_exact"]
         for line in lines
     )
     return 0 if ok else 1

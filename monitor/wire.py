@@ -10,9 +10,12 @@ sent with ``Content-Encoding: gzip``):
 
 - :data:`JSON_CONTENT_TYPE` (``application/json``, also assumed when the header is absent
   or another type): the model as JSON, one object per result. Version 1, always accepted.
-- :data:`COMPACT_CONTENT_TYPE`: the columnar encoding of :mod:`monitor.wire_compact`
-  (field names once per batch, measurement times as per-target deltas in microseconds).
-  A server that does not know it answers 415 and the agent falls back to JSON.
+- :data:`COMPACT_CONTENT_TYPE`: the columnar encoding of :mod:`monitor.wire_compact`,
+  layout 3 (field names once per batch, measurement times as per-target deltas in
+  microseconds, RTT samples bit-packed per round). A server that does not know this type
+  reads the body as JSON and answers 422 naming the compact envelope (``v``, ``n``,
+  ``cols``), or 415; the agent then falls back to JSON.
+- :data:`COMPACT_V2_CONTENT_TYPE`: layout 2, what agents before layout 3 send; still read.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from probes.specs import TARGET_ID_PATTERN
 
 MAX_BATCH_RESULTS = 5000
 JSON_CONTENT_TYPE = "application/json"
-COMPACT_CONTENT_TYPE = "application/vnd.linkwatch.batch.v2+json"
+COMPACT_CONTENT_TYPE = "application/vnd.linkwatch.batch.v3+json"
+COMPACT_V2_CONTENT_TYPE = "application/vnd.linkwatch.batch.v2+json"
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 

@@ -2,7 +2,8 @@
 
 The token is checked before the body is read. The body is a :class:`monitor.wire.BatchIn`,
 as JSON (``Content-Type: application/json``, or no or another type: version 1) or in the
-compact columnar encoding (``Content-Type: application/vnd.linkwatch.batch.v2+json``, see
+compact columnar encoding (``Content-Type: application/vnd.linkwatch.batch.v3+json``, or
+``...batch.v2+json`` from older agents, see
 :mod:`monitor.wire_compact`), optionally ``Content-Encoding: gzip``; at most
 :data:`MAX_BODY_BYTES` are read and, after decompression, accepted. A bad body gets 422
 naming the field; nothing is stored on any error, and a batch either is stored whole or not
@@ -26,7 +27,7 @@ from api.auth import AuthenticatedSite
 from api.deps import ServicesDep
 from api.services import Services
 from monitor.storage.repository import UnknownTargetsError, ingest_batch
-from monitor.wire import COMPACT_CONTENT_TYPE, BatchAck, BatchIn
+from monitor.wire import COMPACT_CONTENT_TYPE, COMPACT_V2_CONTENT_TYPE, BatchAck, BatchIn
 from monitor.wire_compact import CompactBodyError, decode_batch
 
 log = logging.getLogger("linkwatch.api.ingest")
@@ -106,11 +107,12 @@ def _store(services: Services, request: Request, site_id: str, batch: BatchIn) -
 def parse_batch(raw: bytes, content_type: str) -> BatchIn:
     """Decode a body by its ``Content-Type``; raise RequestValidationError naming the field.
 
-    :data:`monitor.wire.COMPACT_CONTENT_TYPE` (parameters ignored) is the compact encoding;
-    anything else is read as JSON (version 1, what agents before the compact encoding send).
+    :data:`monitor.wire.COMPACT_CONTENT_TYPE` and ``COMPACT_V2_CONTENT_TYPE`` (parameters
+    ignored) are the compact encoding (the body's ``v`` says which layout); anything else is
+    read as JSON (version 1, what agents before the compact encoding send).
     """
     media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type == COMPACT_CONTENT_TYPE:
+    if media_type in (COMPACT_CONTENT_TYPE, COMPACT_V2_CONTENT_TYPE):
         try:
             return decode_batch(raw)
         except CompactBodyError as exc:

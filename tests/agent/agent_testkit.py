@@ -23,7 +23,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
-from monitor.wire import COMPACT_CONTENT_TYPE, BatchAck, BatchIn, ResultIn, SpoolReport
+from monitor.wire import (
+    COMPACT_CONTENT_TYPE,
+    COMPACT_V2_CONTENT_TYPE,
+    BatchAck,
+    BatchIn,
+    ResultIn,
+    SpoolReport,
+)
 from monitor.wire_compact import CompactBodyError, decode_batch
 from probes.result import ProbeKind, ProbeStatus
 
@@ -101,6 +108,9 @@ class ReceiverState:
     server_time_offset_s: float = 0.0
     batch_sizes: list[int] = field(default_factory=list)
     refuse_compact: bool = False  # answer 415 to the compact encoding (an older server)
+    # the content types read as compact; any other body is read as JSON (as a server from
+    # before that type does)
+    compact_types: tuple[str, ...] = (COMPACT_CONTENT_TYPE, COMPACT_V2_CONTENT_TYPE)
     content_types: list[str] = field(default_factory=list)
     body_bytes: list[int] = field(default_factory=list)
     reports: list[SpoolReport | None] = field(default_factory=list)
@@ -130,14 +140,17 @@ def build_receiver(state: ReceiverState) -> FastAPI:
             state.content_types.append(request.headers.get("content-type", ""))
             state.body_bytes.append(len(await request.body()))
         try:
-            if request.headers.get("content-type") == COMPACT_CONTENT_TYPE:
+            if request.headers.get("content-type") in state.compact_types:
                 if state.refuse_compact:
                     return JSONResponse({"detail": "unknown type"}, status_code=415)
                 batch = decode_batch(raw)
             else:
                 batch = BatchIn.model_validate_json(raw)
         except ValidationError as exc:
-            errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+            errors = [
+                {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors()
+            ]
             return JSONResponse({"detail": errors}, status_code=422)
         except CompactBodyError as exc:
             errors = [{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors]

@@ -25,7 +25,12 @@ from agent_testkit import (
 from monitor.agent.budget import REQUEST_OVERHEAD_BYTES, WINDOW_S, UploadBudget
 from monitor.agent.spool import Spool
 from monitor.agent.uploader import UploadEncoding, Uploader, UploadOutcome
-from monitor.wire import COMPACT_CONTENT_TYPE, JSON_CONTENT_TYPE, ResultIn
+from monitor.wire import (
+    COMPACT_CONTENT_TYPE,
+    COMPACT_V2_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    ResultIn,
+)
 
 
 @pytest.fixture
@@ -121,6 +126,25 @@ async def test_uploads_are_compact_and_fall_back_to_json_for_an_older_server(
     assert state.content_types == [COMPACT_CONTENT_TYPE, JSON_CONTENT_TYPE]
     assert set(state.stored) == {r.result_id for r in results}
     assert state.stored[results[0].result_id] == results[0]
+
+
+async def test_an_agent_upgraded_before_its_server_falls_back_to_json(
+    spool: Spool, receiver: tuple[ReceiverState, str]
+) -> None:
+    # A server that reads only layout 2 reads a layout 3 body (its own content type) as
+    # JSON and answers 422 naming the compact envelope; the agent must switch to JSON.
+    state, url = receiver
+    state.compact_types = (COMPACT_V2_CONTENT_TYPE,)
+    results = interleaved(12, ["gw-a", "gw-b"])
+    spool.put(results)
+    up = make_uploader(spool, url, batch_max_results=100)
+    try:
+        assert await up.upload_once() is UploadOutcome.DOWNGRADED
+        assert await up.upload_once() is UploadOutcome.ACKED
+    finally:
+        await up.aclose()
+    assert state.content_types == [COMPACT_CONTENT_TYPE, JSON_CONTENT_TYPE]
+    assert [state.stored[r.result_id] for r in results] == results
 
 
 async def test_a_compact_upload_reaches_the_receiver_exactly(
