@@ -4,7 +4,10 @@ Chromium is Debian's (``/usr/bin/chromium``), driven by Playwright for Python th
 ``executable_path`` (Playwright's own browser download is never used). The server listens
 on 127.0.0.1 on a port the kernel picks. Every request the browser makes goes through a
 route that lets only 127.0.0.1 through and records anything else; each test fails if
-anything else was asked for. Screenshots go to ``test-artifacts/`` at the repository root.
+anything else was asked for. Chromium's own background services are outside that route, so
+its resolver is told to fail every name (``--host-resolver-rules``): without that, each run
+sent DNS queries for accounts.google.com and update.googleapis.com to the host's resolver.
+Screenshots go to ``test-artifacts/`` at the repository root.
 
 Without Chromium or Playwright the tests are skipped, saying why, except under ``CI=true``,
 where they fail.
@@ -38,6 +41,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    # Chromium's own services (sign-in, the updater) look names up outside any page, where
+    # the route guard below cannot see them: without this rule they reach the host's
+    # resolver. Every name fails inside the browser; the pages use the 127.0.0.1 literal.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 
 
