@@ -1,7 +1,9 @@
 """``linkwatch probe``: output, exit codes and argument errors, on real loopback sockets.
 
 Dead targets exist only inside a network namespace the test creates (``lwtest-...``), where
-192.0.2.0/24 is routed into ``lo`` and silently dropped (forwarding is off).
+10.200.64.128/25 is routed into ``lo`` and silently dropped (forwarding is off). That prefix is
+a piece of the project's 10.200.0.0/16 that the lab's addressing plan (docs/lab.md) leaves
+unused; ``tests/probes/test_icmp_engine.py`` has the other half, 10.200.64.0/25.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from probes.tcp import probe_tcp
 
 REPO = Path(__file__).resolve().parents[2]
 NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: raw ICMP, namespaces")
+DEAD_PREFIX = "10.200.64.128/25"
+"""Routed into ``lo`` in the test's namespace: nothing there answers."""
+DEAD = "10.200.64.148"
 
 JSON_FIELDS = {
     "kind",
@@ -101,7 +106,7 @@ def dead_end_namespace() -> Iterator[str]:
     name = f"lwtest-{os.getpid()}-{secrets.token_hex(2)}-cli"
     subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=10)
     try:
-        for command in (["link", "set", "lo", "up"], ["route", "add", "192.0.2.0/24", "dev", "lo"]):
+        for command in (["link", "set", "lo", "up"], ["route", "add", DEAD_PREFIX, "dev", "lo"]):
             subprocess.run(
                 ["ip", "-n", name, *command], check=True, capture_output=True, timeout=10
             )
@@ -139,7 +144,7 @@ def _run_in(namespace: str, prefix: tuple[str, ...] = (), **options: Any) -> tup
 
 @NEEDS_ROOT
 def test_dead_target_exits_1_and_shows_no_data_as_null(dead_end_namespace: str) -> None:
-    code, out, err = _run_in(dead_end_namespace, targets=["127.0.0.1", "192.0.2.20"])
+    code, out, err = _run_in(dead_end_namespace, targets=["127.0.0.1", DEAD])
     assert code == 1, err
     alive, dead = _json_lines(out)
     assert alive["status"] == "up"
@@ -152,9 +157,9 @@ def test_dead_target_exits_1_and_shows_no_data_as_null(dead_end_namespace: str) 
 
 @NEEDS_ROOT
 def test_dead_target_readable_line_gives_loss_and_reason(dead_end_namespace: str) -> None:
-    code, out, _err = _run_in(dead_end_namespace, targets=["192.0.2.20"], as_json=False)
+    code, out, _err = _run_in(dead_end_namespace, targets=[DEAD], as_json=False)
     assert code == 1
-    assert out == "192.0.2.20 : xmt/rcv/%loss = 3/0/100% : no echo reply to 3 requests\n"
+    assert out == "10.200.64.148 : xmt/rcv/%loss = 3/0/100% : no echo reply to 3 requests\n"
 
 
 @NEEDS_ROOT
