@@ -68,7 +68,10 @@ from probes.icmp.sockets import (
 )
 from probes.icmp.stats import summarize
 
-_RECV_BYTES = 4096
+_RECV_BYTES = 1024
+"""Bytes read per packet: more than any part the engine parses (an echo reply's header and
+token; an error's quote up to the token; a transmit-stamp copy up to the token), and small
+enough that CPython allocates each read cheaply (4096 cost about 0.6 us more per read)."""
 _ID_SEQ = struct.Struct("!HH")
 _MAX_READS_PER_WAKE = 512
 _LATE_GRACE_S = 2.0
@@ -520,7 +523,7 @@ class IcmpEngine:
         """
         endpoint = request.endpoint
         try:
-            data, ancdata, _flags, destination = endpoint.sock.recvmsg(
+            data, ancdata, flags, destination = endpoint.sock.recvmsg(
                 _RECV_BYTES, ERRQUEUE_ANCILLARY_BYTES, socket.MSG_ERRQUEUE
             )
         except (BlockingIOError, InterruptedError):
@@ -535,13 +538,13 @@ class IcmpEngine:
             if stamp_ns:
                 request.sent_stamp_ns = stamp_ns
                 return
-        self._on_queued(endpoint, data, ancdata, destination)
+        self._on_queued(endpoint, data, ancdata, flags, destination)
 
     def _drain_error_queue(self, endpoint: IcmpSocket) -> None:
         """Read the socket's error queue: transmit stamps, and ICMP errors (ping sockets)."""
         for _ in range(2 * _MAX_READS_PER_WAKE):
             try:
-                data, ancdata, _flags, destination = endpoint.sock.recvmsg(
+                data, ancdata, flags, destination = endpoint.sock.recvmsg(
                     _RECV_BYTES, ERRQUEUE_ANCILLARY_BYTES, socket.MSG_ERRQUEUE
                 )
             except (BlockingIOError, InterruptedError):
@@ -549,18 +552,19 @@ class IcmpEngine:
             except OSError:
                 self._socket_errors += 1
                 return
-            self._on_queued(endpoint, data, ancdata, destination)
+            self._on_queued(endpoint, data, ancdata, flags, destination)
 
     def _on_queued(
         self,
         endpoint: IcmpSocket,
         data: bytes,
         ancdata: list[tuple[int, int, bytes]],
+        flags: int,
         destination: tuple[str, int] | tuple[str, int, int, int] | None,
     ) -> None:
         """Handle one error-queue entry: a transmit stamp, or an ICMP or local error."""
         if endpoint.tx_stamps:
-            stamp = parse_transmit_stamp(data, ancdata)
+            stamp = parse_transmit_stamp(data, ancdata, truncated=bool(flags & socket.MSG_TRUNC))
             if stamp is not None:
                 self._stamp_icmp_at[endpoint.version] = stamp[5]
                 self._on_sent(stamp)

@@ -60,13 +60,18 @@ ANCILLARY_BYTES = (
 ERRQUEUE_ANCILLARY_BYTES = 512
 
 
-def read_ancillary(ancdata: Ancillary) -> tuple[int | None, int | None]:
+def read_ancillary(ancdata: list[tuple[int, int, bytes]]) -> tuple[int | None, int | None]:
     """Return ``(kernel receive timestamp ns on CLOCK_REALTIME, socket drop count)``.
 
     Either is ``None`` when its control message is absent. The drop count
     (``SO_RXQ_OVFL``) is the socket's cumulative count of packets dropped for lack of
     receive-buffer room, as of this packet; the kernel only sends it once it is non-zero.
     """
+    if len(ancdata) == 1:  # the usual case: the stamp alone
+        level, kind, data = ancdata[0]
+        if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return seconds * 1_000_000_000 + nanoseconds, None
     stamp_ns: int | None = None
     drops: int | None = None
     for level, kind, data in ancdata:
@@ -132,14 +137,15 @@ def receive_rtt_ns(
 
 
 def parse_transmit_stamp(
-    data: bytes, ancdata: Ancillary
+    data: bytes, ancdata: Ancillary, *, truncated: bool = False
 ) -> tuple[str, int, int, bytes, int, int] | None:
     """Decode a transmit stamp read from the error queue (``recvmsg(..., MSG_ERRQUEUE)``).
 
     ``data`` is the kernel's copy of the echo request as it left, from its link-layer header;
     the control messages are ``SCM_TIMESTAMPING`` (three timespecs, the first the software
     stamp, ``CLOCK_REALTIME``) and ``IP_RECVERR``/``IPV6_RECVERR`` with origin
-    ``SO_EE_ORIGIN_TIMESTAMPING``.
+    ``SO_EE_ORIGIN_TIMESTAMPING``. ``truncated``: the read was cut short (``MSG_TRUNC``), so
+    the IP header's length may exceed what was read.
 
     Returns:
         ``(destination address text, identifier, sequence, token bytes, stamp ns on
@@ -161,12 +167,12 @@ def parse_transmit_stamp(
         if size < at + 28:
             continue
         version = data[at] >> 4
-        if version == 4 and (data[at + 2] << 8 | data[at + 3]) == size - at:
+        if version == 4 and _fits(data[at + 2] << 8 | data[at + 3], size - at, truncated):
             icmp = at + (data[at] & 0x0F) * 4
             if size < icmp + 8 or data[icmp] != 8:
                 return None
             destination = socket.inet_ntop(socket.AF_INET, data[at + 16 : at + 20])
-        elif version == 6 and (data[at + 4] << 8 | data[at + 5]) + 40 == size - at:
+        elif version == 6 and _fits((data[at + 4] << 8 | data[at + 5]) + 40, size - at, truncated):
             icmp = at + 40
             if size < icmp + 8 or data[icmp] != 128:
                 return None
@@ -177,6 +183,10 @@ def parse_transmit_stamp(
         token = data[icmp + 8 : icmp + 8 + TOKEN_BYTES]
         return destination, ident, seq, token, stamp_ns, icmp
     return None
+
+
+def _fits(ip_bytes: int, read_bytes: int, truncated: bool) -> bool:
+    return ip_bytes == read_bytes or (truncated and ip_bytes > read_bytes)
 
 
 def transmit_stamp_of(ancdata: list[tuple[int, int, bytes]]) -> int:

@@ -26,7 +26,7 @@ from probes.icmp.rounds import PendingRequest, Unreachable
 
 LOCAL_REPORTER = "the probe host"
 _PACE_SLACK_S = 0.001
-_SENDS_PER_YIELD = 32
+_SENDS_PER_YIELD = 64
 _BUSY_RETRIES = 50
 _BUSY_RETRY_S = 0.001
 _STALE_ERROR_ATTEMPTS = 3

@@ -1,16 +1,21 @@
 """The ICMP engine and probe on real sockets: loopback, and private network namespaces.
 
 Only 127.0.0.0/8 and ::1 are pinged in the test process. Dead, blackholed and unreachable
-targets (documentation addresses) exist only inside network namespaces these tests create
-(names start with ``lwtest-``, always deleted), where a child process runs the engine:
+targets exist only inside network namespaces these tests create (names start with
+``lwtest-``, always deleted), where a child process runs the engine. Their addresses are
+10.200.64.0/25, fd00:200:0:f0::/64 and fd00:200:0:f1::/64: pieces of the project's
+10.200.0.0/16 and fd00:200::/48 that the lab's addressing plan (docs/lab.md) leaves unused
+(``tests/probes/test_probe_command.py`` has 10.200.64.128/25). Documentation addresses
+appear only in the parsing tests, which send nothing.
 
-    probe ns a0 192.0.2.2/24    <-veth-> b0 192.0.2.1/24    router ns r1 192.0.2.49/28 <-> lan ns
-             2001:db8::2/64              2001:db8::1/64
-    router: 192.0.2.16/28 blackhole (silent drop); 192.0.2.50 on r1 has no ARP answer, so the
-            router reports host unreachable (ICMP 3/1); 192.0.2.60 prohibit route (ICMP 3/13);
-            2001:db8:1::50 unreachable route (ICMPv6 1/0)
-    probe:  192.0.2.40 on a0 has no ARP answer (the probe host reports 3/1 to itself);
-            192.0.2.70 blackhole and 192.0.2.80 unreachable locally (sendto fails)
+    probe ns  a0 10.200.64.2/25       <-veth->  b0 10.200.64.1/25       router ns
+                 fd00:200:0:f0::2/64                fd00:200:0:f0::1/64
+    router ns r1 10.200.64.49/28      <-veth->  l1 (no address)         lan ns
+    router: 10.200.64.16/28 blackhole (silent drop); 10.200.64.50 on r1 has no ARP answer, so
+            the router reports host unreachable (ICMP 3/1); 10.200.64.60 prohibit route
+            (ICMP 3/13); fd00:200:0:f1::50 unreachable route (ICMPv6 1/0)
+    probe:  10.200.64.40 on a0 has no ARP answer (the probe host reports 3/1 to itself);
+            10.200.64.70 blackhole and 10.200.64.80 unreachable locally (sendto fails)
 
 The kernel rate-limits errors for unreachable/prohibit routes per source (a burst of 5, then
 1 per second, a global sysctl we leave alone), so only the prohibit route uses one, 4 times.
@@ -317,6 +322,10 @@ def test_transmit_stamp_copies_are_matched_by_address_identifier_sequence_and_to
     icmp_error = [(socket.IPPROTO_IP, 11, struct.pack("=IBBBBII", 113, 2, 3, 1, 0, 0, 0))]
     assert parse_transmit_stamp(ethernet + ip4 + icmp4, icmp_error) is None
     assert transmit_stamp_of(icmp_error) == 0
+    # A copy cut short by the read buffer (a large payload) is still found, when flagged.
+    cut = (ethernet + ip4 + icmp4)[:60]
+    assert parse_transmit_stamp(cut, v4) is None
+    assert parse_transmit_stamp(cut, v4, truncated=True) == (*expected4, 34)
     reply = b"\x00" + icmp4[1:]
     assert parse_transmit_stamp(ethernet + ip4 + reply, v4) is None
     assert parse_transmit_stamp((ethernet + ip4 + icmp4)[:30], v4) is None
@@ -433,24 +442,24 @@ def lab() -> Iterator[str]:
             *(f"net.ipv4.neigh.r1.{s}" for s in fast_arp_failure),
         )
         for ns, dev, v4, v6 in (
-            (probe, "a0", "192.0.2.2/24", "2001:db8::2/64"),
-            (router, "b0", "192.0.2.1/24", "2001:db8::1/64"),
+            (probe, "a0", "10.200.64.2/25", "fd00:200:0:f0::2/64"),
+            (router, "b0", "10.200.64.1/25", "fd00:200:0:f0::1/64"),
         ):
             _ip("-n", ns, "addr", "add", v4, "dev", dev)
             _ip("-n", ns, "addr", "add", v6, "dev", dev, "nodad")
             _ip("-n", ns, "link", "set", dev, "up")
-        _ip("-n", router, "addr", "add", "192.0.2.49/28", "dev", "r1")
+        _ip("-n", router, "addr", "add", "10.200.64.49/28", "dev", "r1")
         _ip("-n", router, "link", "set", "r1", "up")
         _ip("-n", lan, "link", "set", "l1", "up")
-        _ip("-n", probe, "route", "add", "192.0.2.48/28", "via", "192.0.2.1")
-        for kind, prefix in (("blackhole", "192.0.2.16/28"), ("prohibit", "192.0.2.60/32")):
+        _ip("-n", probe, "route", "add", "10.200.64.48/28", "via", "10.200.64.1")
+        for kind, prefix in (("blackhole", "10.200.64.16/28"), ("prohibit", "10.200.64.60/32")):
             _ip("-n", router, "route", "add", kind, prefix)
-            _ip("-n", probe, "route", "add", prefix, "via", "192.0.2.1")
+            _ip("-n", probe, "route", "add", prefix, "via", "10.200.64.1")
         # Permanent neighbour entries: the first solicitation on a fresh link can be lost,
         # and its 1 s retry would outlast the short timeouts used here.
         for ns, dev, peer_ns, peer_dev, peers in (
-            (probe, "a0", router, "b0", ("192.0.2.1", "2001:db8::1")),
-            (router, "b0", probe, "a0", ("192.0.2.2", "2001:db8::2")),
+            (probe, "a0", router, "b0", ("10.200.64.1", "fd00:200:0:f0::1")),
+            (router, "b0", probe, "a0", ("10.200.64.2", "fd00:200:0:f0::2")),
         ):
             mac = _mac(peer_ns, peer_dev)
             for peer in peers:
@@ -467,10 +476,10 @@ def lab() -> Iterator[str]:
                     "nud",
                     "permanent",
                 )
-        _ip("-n", router, "-6", "route", "add", "unreachable", "2001:db8:1::50/128")
-        _ip("-n", probe, "-6", "route", "add", "2001:db8:1::/64", "via", "2001:db8::1")
-        _ip("-n", probe, "route", "add", "blackhole", "192.0.2.70/32")
-        _ip("-n", probe, "route", "add", "unreachable", "192.0.2.80/32")
+        _ip("-n", router, "-6", "route", "add", "unreachable", "fd00:200:0:f1::50/128")
+        _ip("-n", probe, "-6", "route", "add", "fd00:200:0:f1::/64", "via", "fd00:200:0:f0::1")
+        _ip("-n", probe, "route", "add", "blackhole", "10.200.64.70/32")
+        _ip("-n", probe, "route", "add", "unreachable", "10.200.64.80/32")
         yield probe
 
 
@@ -538,14 +547,14 @@ def _probe(host: str, count: int = 4) -> dict[str, Any]:
 def raw_run(lab: str) -> dict[str, Any]:
     hosts = [
         "127.0.0.1",
-        "192.0.2.20",
-        "192.0.2.50",
-        "192.0.2.60",
-        "192.0.2.70",
-        "192.0.2.80",
-        "2001:db8:1::50",
-        "2001:db8::1",
-        "192.0.2.40",
+        "10.200.64.20",
+        "10.200.64.50",
+        "10.200.64.60",
+        "10.200.64.70",
+        "10.200.64.80",
+        "fd00:200:0:f1::50",
+        "fd00:200:0:f0::1",
+        "10.200.64.40",
     ]
     return dict(
         _run_child(lab, _ENGINE_CHILD, {"mode": "raw", "probes": [_probe(h) for h in hosts]})
@@ -565,30 +574,32 @@ def test_blackholed_target_pinged_with_a_live_one_gets_full_loss(raw_run: dict[s
 
 
 def test_unreachable_reply_counts_as_loss_with_reason_and_router(raw_run: dict[str, Any]) -> None:
-    # C05: the gateway 192.0.2.1 gets no ARP answer for 192.0.2.50 and sends ICMP type 3
+    # C05: the gateway 10.200.64.1 gets no ARP answer for 10.200.64.50 and sends ICMP type 3
     # code 1 for every request.
     unreachable = raw_run["probes"][2]
     assert unreachable["status"] == "down"
     assert (unreachable["sent"], unreachable["received"], unreachable["packet_loss"]) == (4, 0, 1.0)
-    assert unreachable["error"] == "host unreachable, reported by 192.0.2.1"
+    assert unreachable["error"] == "host unreachable, reported by 10.200.64.1"
     ipv6 = raw_run["probes"][6]
-    assert ipv6["error"] == "no route to destination, reported by 2001:db8::1"
+    assert ipv6["error"] == "no route to destination, reported by fd00:200:0:f0::1"
     assert raw_run["probes"][7]["status"] == "up"  # the IPv6 router itself answers
 
 
 def test_no_arp_answer_on_the_probe_hosts_own_subnet_is_reported_by_the_probe_host(
     raw_run: dict[str, Any],
 ) -> None:
-    # C05, first variant: the probe host itself finds no host at 192.0.2.40 on its link.
+    # C05, first variant: the probe host itself finds no host at 10.200.64.40 on its link.
     on_link = raw_run["probes"][8]
     assert (on_link["status"], on_link["received"]) == ("down", 0)
-    assert on_link["error"] == "host unreachable, reported by 192.0.2.2"
+    assert on_link["error"] == "host unreachable, reported by 10.200.64.2"
 
 
 def test_administratively_prohibited_is_loss_with_its_reason(raw_run: dict[str, Any]) -> None:
     prohibited = raw_run["probes"][3]
     assert (prohibited["status"], prohibited["received"]) == ("down", 0)
-    assert prohibited["error"] == "communication administratively prohibited, reported by 192.0.2.1"
+    assert (
+        prohibited["error"] == "communication administratively prohibited, reported by 10.200.64.1"
+    )
 
 
 def test_local_route_failures_are_loss_with_the_probe_host_as_reporter(
@@ -607,10 +618,10 @@ def test_unprivileged_ping_socket_matches_replies_and_errors(lab: str) -> None:
         "mode": "dgram",
         "rounds": [
             ["127.0.0.1", 4, 10, 0.02, 0.5],
-            ["192.0.2.50", 4, 10, 0.02, 0.5],
-            ["192.0.2.20", 4, 3, 0.02, 0.3],
-            ["2001:db8::1", 6, 5, 0.02, 0.5],
-            ["2001:db8:1::50", 6, 3, 0.02, 0.5],
+            ["10.200.64.50", 4, 10, 0.02, 0.5],
+            ["10.200.64.20", 4, 3, 0.02, 0.3],
+            ["fd00:200:0:f0::1", 6, 5, 0.02, 0.5],
+            ["fd00:200:0:f1::50", 6, 3, 0.02, 0.5],
         ],
     }
     run = _run_child(lab, _ENGINE_CHILD, plan)
@@ -623,11 +634,13 @@ def test_unprivileged_ping_socket_matches_replies_and_errors(lab: str) -> None:
     assert alive["received"] == 10
     assert alive6["received"] == 5
     assert unreachable["received"] == 0
-    assert set(unreachable["unreachable"]) == {"host unreachable, reported by 192.0.2.1"}
+    assert set(unreachable["unreachable"]) == {"host unreachable, reported by 10.200.64.1"}
     assert len(unreachable["unreachable"]) == 10
     assert dead["packet_loss"] == 1.0
     assert dead["unreachable"] == []
-    assert set(unreachable6["unreachable"]) == {"no route to destination, reported by 2001:db8::1"}
+    assert set(unreachable6["unreachable"]) == {
+        "no route to destination, reported by fd00:200:0:f0::1"
+    }
 
 
 def test_two_processes_with_one_identifier_never_credit_each_others_replies(lab: str) -> None:
@@ -635,7 +648,7 @@ def test_two_processes_with_one_identifier_never_credit_each_others_replies(lab:
     # numbers overlap; one pings live hosts, the other blackholed ones, at the same time.
     start_at = time.time() + 2.0
     live = [[f"127.0.0.{i}", 4, 5, 0.05, 1.0] for i in range(1, 21)]
-    dead = [[f"192.0.2.{i}", 4, 5, 0.05, 1.0] for i in range(16, 30)]
+    dead = [[f"10.200.64.{i}", 4, 5, 0.05, 1.0] for i in range(16, 30)]
     children = [
         subprocess.Popen(
             _child_command(
