@@ -67,6 +67,7 @@ from probes.icmp.sockets import (
     read_drops,
 )
 from probes.icmp.stats import summarize
+from probes.icmp.timers import Deadlines
 
 _RECV_BYTES = 1024
 """Bytes read per packet: more than any part the engine parses (an echo reply's header and
@@ -142,11 +143,13 @@ class IcmpEngine:
         self._loop = loop
         self._sockets = sockets
         self._unavailable = unavailable
-        self._sender = Sender(loop, max_send_rate_pps, self._fail, self._take_stamp)
+        self._deadlines = Deadlines(loop)
+        self._sender = Sender(
+            loop, max_send_rate_pps, self._fail, self._deadlines, self._take_stamp
+        )
         self._pending: dict[_Key, PendingRequest] = {}
         self._next_seq = 0
         self._rng = random.Random(secrets.randbits(128))
-        self._forget_handles: set[asyncio.TimerHandle] = set()
         self._drops: dict[int, int] = {}
         self._closed = False
         self._stray_replies = 0
@@ -273,9 +276,7 @@ class IcmpEngine:
             if not self._loop.is_closed():
                 self._loop.remove_reader(endpoint.sock.fileno())
             endpoint.sock.close()
-        for handle in self._forget_handles:
-            handle.cancel()
-        self._forget_handles.clear()
+        self._deadlines.close()
         for request in self._pending.values():
             request.round.finish()
         self._pending.clear()
@@ -337,8 +338,6 @@ class IcmpEngine:
         finally:
             rnd.closed = True
             rnd.finish()
-            if rnd.deadline is not None:
-                rnd.deadline.cancel()
             self._forget_later(requests)
         lost = tuple(rnd.unreachable[i] for i in sorted(rnd.unreachable))
         return RoundOutcome(
@@ -392,16 +391,13 @@ class IcmpEngine:
         last_deadline_ns = max((r.sent_ns or now_ns) + r.timeout_ns for r in requests)
         delay_s = max((last_deadline_ns - now_ns) / 1e9, 0.0) + _LATE_GRACE_S
         keys = [(r.address, r.endpoint.ident, r.seq) for r in requests]
-        handle: asyncio.TimerHandle | None = None
+        pending = self._pending
 
         def forget() -> None:
             for key in keys:
-                self._pending.pop(key, None)
-            if handle is not None:
-                self._forget_handles.discard(handle)
+                pending.pop(key, None)
 
-        handle = self._loop.call_later(delay_s, forget)
-        self._forget_handles.add(handle)
+        self._deadlines.call_later(delay_s, forget)
 
     # -- receiving -----------------------------------------------------------------------
 

@@ -52,13 +52,12 @@ class RoundState:
     """The engine's mutable view of one running round (internal to the engine).
 
     ``done`` resolves when every request is answered or failed after the last was sent, or
-    when the last request's timeout passes (``deadline`` is that timer).
+    when the last request's timeout passes (a deadline the sender sets).
     """
 
     __slots__ = (
         "all_sent",
         "closed",
-        "deadline",
         "done",
         "duplicates",
         "late_replies",
@@ -76,7 +75,6 @@ class RoundState:
         self.all_sent = False
         self.closed = False
         self.done = done
-        self.deadline: asyncio.TimerHandle | None = None
 
     def finish(self) -> None:
         """Resolve ``done`` (idempotent)."""

@@ -4,8 +4,12 @@ Rounds do not call ``sendto`` themselves, nor sleep between their requests: a ro
 all its requests to :meth:`Sender.schedule` with their due times (request ``i`` at
 ``start + i * spacing_s``), and one loop callback (``_pump``, scheduled with ``call_at`` for
 the earliest due time) sends whatever is due, earliest first, paced by a token bucket
-(``max_send_rate_pps``, 1 ms of burst). It returns to the event loop after every few dozen
-sends, so the reader drains the socket even when the process cannot keep up with the
+(``max_send_rate_pps``, 1 ms of burst). Once awake it also sends what falls due within the
+next :data:`_GATHER_S` (1 ms): at thousands of requests a second, one wake-up (a timer, a
+loop pass, an ``epoll_wait``) per request cost more than the sends themselves, and an RTT is
+timed from the request's real send, so leaving up to 1 ms early changes no measurement, only
+the spacing of one target's requests by at most that. It returns to the event loop after
+every few dozen sends, so the reader drains the socket even when the process cannot keep up with the
 configured rate; otherwise thousands of ready rounds would send everything in one loop pass
 while replies overflowed the receive buffer unread. The heap holds only each round's next
 request (sending one queues the round's following one), so it stays as small as the number
@@ -23,9 +27,11 @@ from collections.abc import Callable, Sequence
 
 from probes.icmp.packets import build_echo_request
 from probes.icmp.rounds import PendingRequest, Unreachable
+from probes.icmp.timers import Deadlines
 
 LOCAL_REPORTER = "the probe host"
 _PACE_SLACK_S = 0.001
+_GATHER_S = 0.001
 _SENDS_PER_YIELD = 64
 _BUSY_RETRIES = 50
 _BUSY_RETRY_S = 0.001
@@ -51,6 +57,7 @@ class Sender:
         loop: the engine's event loop (its clock is ``time.monotonic``).
         max_send_rate_pps: ceiling on requests per second, engine-wide.
         fail: called when the kernel refuses a request (it becomes loss with that reason).
+        deadlines: where a round's final wait (its last request's timeout) is set.
         take_stamp: called right after each request left through a socket with transmit
             stamps, to read the stamp the kernel queued during ``sendto``; reading it here
             spares the reader a wake-up per request. ``None``: stamps are left to the reader.
@@ -61,9 +68,11 @@ class Sender:
         loop: asyncio.AbstractEventLoop,
         max_send_rate_pps: float,
         fail: FailFn,
+        deadlines: Deadlines,
         take_stamp: StampFn | None = None,
     ) -> None:
         self._loop = loop
+        self._deadlines = deadlines
         self._gap_s = 1.0 / max_send_rate_pps
         self._fail = fail
         self._take_stamp = take_stamp
@@ -82,7 +91,8 @@ class Sender:
         """Queue ``requests[i]`` to leave at loop time ``start_s + i * spacing_s``.
 
         Requests due at the same time leave in the order they were scheduled; none leaves
-        before its due time, and all later than it when the rate ceiling is reached.
+        more than :data:`_GATHER_S` before its due time, and all later than it when the rate
+        ceiling is reached.
         """
         if not requests:
             return
@@ -126,7 +136,7 @@ class Sender:
             if request.round.closed:  # its round was cancelled: its later requests go too
                 heapq.heappop(heap)
                 continue
-            if due_s > now_s:
+            if due_s > now_s + _GATHER_S:
                 self._wake_at(due_s)
                 return
             if self._next_slot_s - now_s > _PACE_SLACK_S:
@@ -194,4 +204,4 @@ class Sender:
         if rnd.resolved >= len(rnd.rtts_s):
             rnd.finish()
         else:
-            rnd.deadline = self._loop.call_later(request.timeout_ns / 1e9, rnd.finish)
+            self._deadlines.call_later(request.timeout_ns / 1e9, rnd.finish)
