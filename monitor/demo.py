@@ -236,9 +236,15 @@ def run_demo(*, duration_s: float | None, port: int, data_dir: Path) -> int:
     if icmp_problem:
         print(f"ICMP disabled: {icmp_problem}\nTCP, HTTP and DNS probes keep running.")
 
-    stop = threading.Event()
+    # The handler only sets a flag: threading.Event.set() takes a lock the interrupted main
+    # thread may hold (inside Event.wait), and a second signal then deadlocked the demo.
+    stop_signals: list[int] = []
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stop_signals.append(signum)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, request_stop)
 
     cmd = [sys.executable, "-m", "monitor"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -275,7 +281,7 @@ def run_demo(*, duration_s: float | None, port: int, data_dir: Path) -> int:
             print(f"Data, config and logs in {data_dir.resolve()}. Stop with Ctrl-C.")
             started = time.monotonic()
             next_report = started + 10
-            while not stop.is_set():
+            while not stop_signals:
                 if duration_s is not None and time.monotonic() - started >= duration_s:
                     break
                 dead = [p for p in procs if p.poll() is not None]
@@ -285,7 +291,7 @@ def run_demo(*, duration_s: float | None, port: int, data_dir: Path) -> int:
                 if time.monotonic() >= next_report:
                     _report(url)
                     next_report += 10
-                stop.wait(0.5)
+                time.sleep(0.5)  # the loop sees a signal within 0.5 s
             print("Stopping the agents and the server...")
     finally:
         responder.stop()

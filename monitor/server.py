@@ -90,12 +90,18 @@ def _sigterm_ends_cleanly(server: uvicorn.Server) -> Iterator[None]:
         yield
         return
 
+    received: list[int] = []
+
     def stop(signum: int, _frame: FrameType | None) -> None:
+        # Only flags here: logging from a signal handler could re-enter a stream write the
+        # interrupted code was in the middle of.
         server.should_exit = True
-        log.info("stopped by %s", signal.Signals(signum).name)
+        received.append(signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if received:
+            log.info("stopped by %s", signal.Signals(received[0]).name)
