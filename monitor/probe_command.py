@@ -136,7 +136,8 @@ def run_probe_command(
     Args:
         kind: ``icmp``, ``tcp``, ``http`` or ``dns``.
         targets: ICMP: host names or addresses; TCP: ``host:port`` (``[v6]:port``) or a host
-            with ``port``; HTTP: URLs; DNS: the server's address (``port`` defaults to 53).
+            with ``port``; HTTP: URLs; DNS: the server's address, optionally ``host:port``
+            (``[v6]:port``; else ``port``, else 53).
         count: ICMP echo requests per target, or attempts per target for other kinds.
         interval_s: seconds between requests (attempts) to one target.
         timeout_s: seconds each request (attempt) may take.
@@ -220,9 +221,12 @@ def _spec(
             return HttpTarget(url=target, **common)
         if not query_name:
             raise BadArgument("--name is required for dns probes (the name to ask the server)")
+        server, server_port = _split_host_port(target)
+        if server_port is not None and port is not None and server_port != port:
+            raise BadArgument(f"TARGET {target!r} names port {server_port} but --port is {port}")
         return DnsTarget(
-            host=target,
-            port=port if port is not None else 53,
+            host=server,
+            port=server_port or port or 53,
             query_name=query_name,
             record_type=record_type.upper(),  # pydantic checks the type
             **common,

@@ -188,6 +188,13 @@ def test_missing_icmp_permission_exits_2_and_says_what_to_fix(dead_end_namespace
         ("http", ["127.0.0.1"], {}, "TARGET '127.0.0.1' must be an http:// or https:// URL"),
         ("dns", ["127.0.0.1"], {}, "--name is required for dns probes"),
         ("dns", ["127.0.0.1"], {"query_name": "x.test", "record_type": "ZZ"}, "--type 'ZZ'"),
+        (
+            "dns",
+            ["127.0.0.1:5353"],
+            {"query_name": "x.test", "port": 53},
+            "TARGET '127.0.0.1:5353' names port 5353 but --port is 53",
+        ),
+        ("dns", ["127.0.0.1:dns"], {"query_name": "x.test"}, "has an invalid port"),
     ],
 )
 def test_bad_argument_is_one_sentence_naming_it_and_exits_2(
@@ -233,3 +240,20 @@ def test_tcp_probe_of_listening_and_closed_loopback_ports(
     assert up["rtt_avg_s"] > 0
     assert (down_code, down["status"], down["received"], down["packet_loss"]) == (1, "down", 0, 1.0)
     assert down["error"]
+
+
+def test_dns_server_may_be_given_as_host_port(capsys: pytest.CaptureFixture[str]) -> None:
+    # The help says "host:port" for TARGET; for DNS it names the server's port, as --port.
+    from monitor.demo import _ResponderThread
+
+    responder = _ResponderThread({"gw.demo.linkwatch.": [("A", "127.0.0.1")]}, {})
+    port = responder.start()
+    try:
+        code = _run("dns", [f"127.0.0.1:{port}"], query_name="gw.demo.linkwatch.", count=2)
+        with_flag = _run("dns", ["127.0.0.1"], port=port, query_name="gw.demo.linkwatch.", count=1)
+    finally:
+        responder.stop()
+    first, second = _json_lines(capsys.readouterr().out)
+    assert (code, with_flag) == (0, 0)
+    assert (first["received"], first["packet_loss"], first["error"]) == (2, 0.0, None)
+    assert (second["received"], second["error"]) == (1, None)
