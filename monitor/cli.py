@@ -178,11 +178,39 @@ def db_upgrade(
     db_url = url if url is not None else _load(config).server.database_url  # type: ignore[arg-type]
     from monitor.storage.migrate import upgrade
 
+    missing = _missing_sqlite_directory(db_url)
+    if missing is not None:
+        raise _fail(
+            f"database upgrade failed for {_redact(db_url)}: the directory {missing} does not "
+            "exist (create it, owned by the user the server runs as)",
+            1,
+        )
     try:
         upgrade(db_url)
     except Exception as exc:  # the database is outside our control: say what failed
-        raise _fail(f"database upgrade failed for {_redact(db_url)}: {exc}", 1) from None
+        reason = _without_sqlalchemy_link(str(exc))
+        raise _fail(f"database upgrade failed for {_redact(db_url)}: {reason}", 1) from None
     typer.echo(f"database at schema head: {_redact(db_url)}")
+
+
+def _missing_sqlite_directory(url: str) -> Path | None:
+    """Return the missing parent directory of a SQLite file URL, else ``None``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    parent = Path(str(parsed.database)).parent
+    return None if parent.is_dir() else parent
+
+
+def _without_sqlalchemy_link(message: str) -> str:
+    """Drop SQLAlchemy's "(Background on this error at: ...)" trailer from an error text."""
+    return message.split("\n(Background on this error at:", 1)[0].strip()
 
 
 def _redact(url: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -109,3 +111,19 @@ def test_a_postgresql_url_without_driver_uses_psycopg() -> None:
         assert engine.dialect.driver == "psycopg"
     finally:
         engine.dispose()
+
+
+def test_db_upgrade_names_a_missing_sqlite_directory_and_creates_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    target = tmp_path / "not-yet" / "var" / "linkwatch.db"
+    result = CliRunner().invoke(app, ["db", "upgrade", "--url", f"sqlite:///{target}"])
+    assert result.exit_code == 1
+    assert f"the directory {target.parent} does not exist" in result.output
+    assert "sqlalche.me" not in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "not-yet").exists()
+    made = CliRunner().invoke(app, ["db", "upgrade", "--url", f"sqlite:///{tmp_path / 'ok.db'}"])
+    assert made.exit_code == 0, made.output
+    assert "database at schema head" in made.output
