@@ -19,7 +19,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.accounts.passwords import PasswordError
+from monitor.accounts.passwords import PasswordError, check_new_password
 from monitor.accounts.users import (
     AccountError,
     Role,
@@ -88,8 +88,13 @@ def _session(config: Path | None, url: str | None) -> Iterator[Session]:
 
 def _password(from_stdin: bool) -> str:
     if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    value: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        value = sys.stdin.readline().rstrip("\r\n")
+    else:
+        value = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        check_new_password(value)
+    except PasswordError as exc:
+        raise _fail(str(exc)) from None
     return value
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 SALT_BYTES = 16
 KEY_BYTES = 32
 MAX_PASSWORD_CHARS = 1024
+MIN_NEW_PASSWORD_CHARS = 8
+"""Shortest password a person may set (NIST SP 800-63B section 5.1.1.2: at least 8)."""
 """Longer passwords are refused (hashing a megabyte per attempt would be a denial of service)."""
 
 
@@ -40,6 +42,22 @@ DEFAULT_COST = ScryptCost()
 
 class PasswordError(ValueError):
     """A password that cannot be used (empty, too long); the message says which."""
+
+
+def check_new_password(password: str) -> None:
+    """Refuse a password a person chooses that is shorter than :data:`MIN_NEW_PASSWORD_CHARS`.
+
+    Only where people set passwords (``linkwatch user add`` and ``passwd``); hashing and
+    checking accept any non-empty password, so an older, shorter one still logs in.
+
+    Raises:
+        PasswordError: the password is empty or too short; the message says the minimum.
+    """
+    if len(password) < MIN_NEW_PASSWORD_CHARS:
+        raise PasswordError(
+            f"the password must have at least {MIN_NEW_PASSWORD_CHARS} characters "
+            f"(it has {len(password)})"
+        )
 
 
 def _normalize(password: str) -> bytes:

@@ -49,18 +49,18 @@ def test_a_user_is_added_with_a_hashed_password_and_listed(tmp_path: Path) -> No
 
 def test_the_password_is_asked_twice_on_the_terminal(tmp_path: Path) -> None:
     url = database(tmp_path)
-    result = runner.invoke(app, ["add", "noi", "--url", url], input="pw-1\npw-1\n")
+    result = runner.invoke(app, ["add", "noi", "--url", url], input="pw-1-long\npw-1-long\n")
     assert result.exit_code == 0, result.output
-    assert verify_password("pw-1", stored_hash(url, "noi"))
+    assert verify_password("pw-1-long", stored_hash(url, "noi"))
 
 
 def test_passwd_role_and_delete_change_the_user_and_say_so(tmp_path: Path) -> None:
     url = database(tmp_path)
-    runner.invoke(app, ["add", "kham", "--password-stdin", "--url", url], input="old\n")
+    runner.invoke(app, ["add", "kham", "--password-stdin", "--url", url], input="old-password\n")
     changed = runner.invoke(
-        app, ["passwd", "kham", "--password-stdin", "--url", url], input="new\n"
+        app, ["passwd", "kham", "--password-stdin", "--url", url], input="new-password\n"
     )
-    assert changed.exit_code == 0 and verify_password("new", stored_hash(url, "kham"))
+    assert changed.exit_code == 0 and verify_password("new-password", stored_hash(url, "kham"))
     role = runner.invoke(app, ["role", "kham", "admin", "--url", url])
     assert role.exit_code == 0 and "role changed to admin" in role.output
     gone = runner.invoke(app, ["delete", "kham", "--url", url])
@@ -70,19 +70,29 @@ def test_passwd_role_and_delete_change_the_user_and_say_so(tmp_path: Path) -> No
 
 def test_mistakes_get_one_sentence_and_exit_code_2(tmp_path: Path) -> None:
     url = database(tmp_path)
-    runner.invoke(app, ["add", "kham", "--password-stdin", "--url", url], input="pw\n")
-    twice = runner.invoke(app, ["add", "KHAM", "--password-stdin", "--url", url], input="pw\n")
+    runner.invoke(app, ["add", "kham", "--password-stdin", "--url", url], input="pw-long-1\n")
+    twice = runner.invoke(
+        app, ["add", "KHAM", "--password-stdin", "--url", url], input="pw-long-1\n"
+    )
     unknown = runner.invoke(app, ["delete", "nobody", "--url", url])
     empty = runner.invoke(app, ["add", "noi", "--password-stdin", "--url", url], input="\n")
+    short = runner.invoke(app, ["add", "noi", "--password-stdin", "--url", url], input="a\n")
+    short_passwd = runner.invoke(
+        app, ["passwd", "kham", "--password-stdin", "--url", url], input="1234567\n"
+    )
     neither = runner.invoke(app, ["list"])
     bad_role = runner.invoke(app, ["role", "kham", "boss", "--url", url])
     for result, text in (
         (twice, "username: a user named 'kham' already exists"),
         (unknown, "username: there is no user named 'nobody'"),
-        (empty, "the password is empty"),
+        (empty, "the password must have at least 8 characters (it has 0)"),
+        (short, "the password must have at least 8 characters (it has 1)"),
+        (short_passwd, "the password must have at least 8 characters (it has 7)"),
         (neither, "give exactly one of --config or --url"),
     ):
         assert result.exit_code == 2, result.output
         assert text in result.output
         assert "Traceback" not in result.output
     assert bad_role.exit_code == 2
+    assert "noi" not in runner.invoke(app, ["list", "--url", url]).output  # nothing added
+    assert verify_password("pw-long-1", stored_hash(url, "kham"))  # nor changed
