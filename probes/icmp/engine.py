@@ -403,13 +403,16 @@ class IcmpEngine:
 
     def _on_readable(self, endpoint: IcmpSocket) -> None:
         sock = endpoint.sock
+        recvmsg = sock.recvmsg
+        monotonic_ns = time.monotonic_ns
         reply_type = ECHO_REPLY[endpoint.version]
+        has_ip_header = endpoint.has_ip_header
         wall_offset_ns = wall_minus_monotonic_ns()
         if endpoint.mode is IcmpMode.DGRAM:
             self._drain_error_queue(endpoint)  # ICMP errors (and transmit stamps)
         for reads in range(_MAX_READS_PER_WAKE):
             try:
-                data, ancdata, _flags, source = sock.recvmsg(_RECV_BYTES, ANCILLARY_BYTES)
+                data, ancdata, _flags, source = recvmsg(_RECV_BYTES, ANCILLARY_BYTES)
             except (BlockingIOError, InterruptedError):
                 if reads == 0 and endpoint.tx_stamps and endpoint.mode is IcmpMode.RAW:
                     # Woken with no reply to read: by the error queue, i.e. transmit
@@ -419,53 +422,47 @@ class IcmpEngine:
             except OSError:
                 self._socket_errors += 1  # an error the kernel parked on the socket itself
                 continue
-            monotonic_now_ns = time.monotonic_ns()
+            monotonic_now_ns = monotonic_ns()
             stamp_ns, drops = read_ancillary(ancdata)
             if drops is not None:
                 self._drops[endpoint.version] = drops
             # Fast path for echo replies (nearly every packet): no parse record per packet.
-            at = (data[0] & 0x0F) * 4 if endpoint.has_ip_header and data else 0
+            at = (data[0] & 0x0F) * 4 if has_ip_header and data else 0
             if len(data) >= at + 8 and data[at] == reply_type:
                 ident, seq = _ID_SEQ.unpack_from(data, at + 4)
+                request = self._pending.get((source[0], ident, seq))
+                if request is None or data[at + 8 : at + 8 + TOKEN_BYTES] != request.token:
+                    self._stray_replies += 1
+                    continue
+                if request.answered:
+                    if request.round.closed:
+                        self._late_duplicates += 1
+                    else:
+                        request.round.duplicates += 1
+                    continue
                 self._on_reply(
-                    source[0],
-                    ident,
-                    seq,
-                    data[at + 8 : at + 8 + TOKEN_BYTES],
-                    stamp_ns,
-                    monotonic_now_ns,
-                    monotonic_now_ns + wall_offset_ns,
+                    request, stamp_ns, monotonic_now_ns, monotonic_now_ns + wall_offset_ns
                 )
                 continue
-            message = parse_message(endpoint.version, data, has_ip_header=endpoint.has_ip_header)
+            message = parse_message(endpoint.version, data, has_ip_header=has_ip_header)
             if isinstance(message, ErrorReport):
                 self._on_error(message, str(source[0]))
 
     def _on_reply(
         self,
-        source: str,
-        ident: int,
-        seq: int,
-        token: bytes,
+        request: PendingRequest,
         stamp_ns: int | None,
         monotonic_now_ns: int,
         realtime_now_ns: int,
     ) -> None:
-        request = self._pending.get((source, ident, seq))
-        if request is None or token != request.token:
-            self._stray_replies += 1
-            return
+        """Credit the first reply to ``request`` (matched, token checked, not a duplicate)."""
         rnd = request.round
-        if request.answered:
-            if rnd.closed:
-                self._late_duplicates += 1
-            else:
-                rnd.duplicates += 1
-            return
         endpoint = request.endpoint
-        if request.sent_stamp_ns == 0 and endpoint.tx_stamps:
+        sent_stamp_ns = request.sent_stamp_ns
+        if sent_stamp_ns == 0 and endpoint.tx_stamps:
             self._drain_error_queue(endpoint)  # its stamp may have come after the first drain
-        rtt_ns = stamped_rtt_ns(request.sent_stamp_ns, stamp_ns, monotonic_now_ns - request.sent_ns)
+            sent_stamp_ns = request.sent_stamp_ns
+        rtt_ns = stamped_rtt_ns(sent_stamp_ns, stamp_ns, monotonic_now_ns - request.sent_ns)
         if rtt_ns is None:
             if endpoint.tx_stamps:
                 self._send_stamp_fallbacks += 1

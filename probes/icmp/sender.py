@@ -129,12 +129,15 @@ class Sender:
     def _pump(self) -> None:
         self._handle = None
         heap = self._heap
+        heappop, heappush = heapq.heappop, heapq.heappush
+        monotonic, monotonic_ns = time.monotonic, time.monotonic_ns
+        take_stamp = self._take_stamp
         sent = 0
-        now_s = time.monotonic()
+        now_s = monotonic()
         while heap and not self._closed:
             due_s, _order, request = heap[0]
             if request.round.closed:  # its round was cancelled: its later requests go too
-                heapq.heappop(heap)
+                heappop(heap)
                 continue
             if due_s > now_s + _GATHER_S:
                 self._wake_at(due_s)
@@ -142,48 +145,63 @@ class Sender:
             if self._next_slot_s - now_s > _PACE_SLACK_S:
                 self._wake_at(self._next_slot_s)
                 return
-            if not self._transmit(request):
-                self._wake_at(now_s + _BUSY_RETRY_S)  # send buffer full: retry this one
-                return
-            if self._take_stamp is not None and request.endpoint.tx_stamps and not request.failed:
-                self._take_stamp(request)
-            heapq.heappop(heap)
+            endpoint = request.endpoint
+            packet = build_echo_request(
+                endpoint.version, endpoint.ident, request.seq, request.token, request.payload_bytes
+            )
+            request.sent_ns = monotonic_ns()
+            try:
+                endpoint.sock.sendto(packet, request.sockaddr)
+            except OSError as first:
+                if not self._retry(request, packet, first):
+                    self._wake_at(now_s + _BUSY_RETRY_S)  # send buffer full: retry this one
+                    return
+                if take_stamp is not None and endpoint.tx_stamps and not request.failed:
+                    take_stamp(request)
+            else:
+                if take_stamp is not None and endpoint.tx_stamps:
+                    take_stamp(request)
+            heappop(heap)
             slot_s = self._next_slot_s
             self._next_slot_s = (slot_s if slot_s > now_s else now_s) + self._gap_s
             following = request.following
             if following is None:
                 self._round_sent(request)
             else:
-                self._push(following)
+                self._order += 1
+                heappush(heap, (following.due_s, self._order, following))
             sent += 1
             if sent >= _SENDS_PER_YIELD:
                 self._wake_at(now_s)  # let the reader run first
                 return
-            now_s = time.monotonic()
+            now_s = monotonic()
 
-    def _transmit(self, request: PendingRequest) -> bool:
-        """Send once; return False only when the socket is busy and a retry is due.
+    def _retry(self, request: PendingRequest, packet: bytes, first: OSError) -> bool:
+        """After a failed first ``sendto``: return False only when a later retry is due.
 
-        The kernel parks some ICMP errors on the socket itself (``sk_err``: every error for
-        a ping socket with ``IP_RECVERR``, "hard" ones for raw sockets) and fails the next
-        send with it, whichever target that send is for; reporting it clears it. So a
-        failure is this request's own only if it repeats at once.
+        The socket's buffer being full (``EAGAIN``) waits and retries, up to
+        ``_BUSY_RETRIES`` times. Any other error is sent again at once: the kernel parks some
+        ICMP errors on the socket itself (``sk_err``: every error for a ping socket with
+        ``IP_RECVERR``, "hard" ones for raw sockets) and fails the next send with it,
+        whichever target that send is for; reporting it clears it. So a failure is this
+        request's own only if it repeats (``_STALE_ERROR_ATTEMPTS`` sends in all); then the
+        request becomes loss with the kernel's reason.
         """
-        endpoint = request.endpoint
-        packet = build_echo_request(
-            endpoint.version, endpoint.ident, request.seq, request.token, request.payload_bytes
-        )
-        error: OSError | None = None
-        for attempt in range(_STALE_ERROR_ATTEMPTS):
-            request.sent_ns = time.monotonic_ns()
-            try:
-                endpoint.sock.sendto(packet, request.sockaddr)
-            except (BlockingIOError, InterruptedError):
+        error: OSError | None = first
+        attempt = 0
+        while True:
+            if isinstance(error, BlockingIOError | InterruptedError):
                 request.attempts += 1
                 if request.attempts < _BUSY_RETRIES:
                     return False
                 error = None
                 break
+            attempt += 1
+            if attempt >= _STALE_ERROR_ATTEMPTS:
+                break
+            request.sent_ns = time.monotonic_ns()
+            try:
+                request.endpoint.sock.sendto(packet, request.sockaddr)
             except OSError as exc:
                 error = exc
                 continue
