@@ -128,8 +128,10 @@ class Run:
 async def _engine_child(plan: dict[str, Any]) -> dict[str, Any]:
     import resource
 
+    from monitor.agent.runner import tune_garbage_collector
     from probes.icmp.engine import IcmpEngine
 
+    tune_garbage_collector()  # as the agent process does at start-up
     engine = await IcmpEngine.open(max_send_rate_pps=plan["burst_rate"])
     try:
         usage0 = resource.getrusage(resource.RUSAGE_SELF)

@@ -110,8 +110,9 @@ def agent(
     cfg = _load(config)
     if site not in cfg.sites:
         raise _fail(f"--site: unknown site {site!r}; the config has: {', '.join(cfg.sites)}")
-    from monitor.agent.runner import main_agent
+    from monitor.agent.runner import main_agent, tune_garbage_collector
 
+    tune_garbage_collector()
     raise typer.Exit(main_agent(cfg, site, duration_s=duration))
 
 

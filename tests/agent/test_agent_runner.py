@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -229,3 +232,29 @@ async def test_results_carry_the_clock_offset_learnt_from_the_server(
     assert offsets[0] is None  # measured before the first acknowledgement
     stamped = [o for o in offsets if o is not None]
     assert all(abs(o - 40.0) < 2.0 for o in stamped)
+
+
+def test_the_agent_process_freezes_start_up_objects_and_collects_less_often() -> None:
+    # Process-wide, so in a child interpreter: the thresholds are set and start-up's objects
+    # are out of the collector's reach; a reference cycle made afterwards is still collected.
+    code = (
+        "import gc, json, weakref\n"
+        "from monitor.agent.runner import AGENT_GC_THRESHOLDS, tune_garbage_collector\n"
+        "before = gc.get_threshold()\n"
+        "tune_garbage_collector()\n"
+        "class Node: pass\n"
+        "a, b = Node(), Node(); a.other, b.other = b, a\n"
+        "gone = weakref.ref(a); del a, b\n"
+        "gc.collect()\n"
+        "print(json.dumps({'before': before, 'after': gc.get_threshold(),\n"
+        "    'wanted': AGENT_GC_THRESHOLDS, 'frozen': gc.get_freeze_count(),\n"
+        "    'cycle_collected': gone() is None}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    seen = json.loads(out)
+    assert seen["before"] == [700, 10, 10]
+    assert seen["after"] == list(seen["wanted"]) == [20_000, 20, 20]
+    assert seen["frozen"] > 10_000  # the imports of the agent's modules
+    assert seen["cycle_collected"] is True
