@@ -57,37 +57,19 @@ TargetKey = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
-class DayTimes:
-    """Seconds in each state over one local day (cut at "now" for today).
+class DayTimes(Availability):
+    """Seconds in each state over one local ``day`` (cut at "now" for today).
 
-    ``start``/``end`` the UTC span measured; the parts add up to ``end - start``.
+    The availability engine's figure for that day (``start``/``end`` the UTC span measured;
+    the parts add up to ``end - start``; ``known_s`` and ``availability`` as there).
     """
 
     day: date
-    start: datetime
-    end: datetime
-    up_s: float
-    degraded_s: float
-    down_s: float
-    unknown_s: float
-    maintenance_s: float
-
-    @property
-    def known_s(self) -> float:
-        """Time with a known state outside maintenance, seconds."""
-        return self.up_s + self.degraded_s + self.down_s
-
-    @property
-    def availability(self) -> float | None:
-        """(UP + DEGRADED) / known time, 0-1; ``None`` when nothing is known."""
-        known = self.known_s
-        return (self.up_s + self.degraded_s) / known if known > 0 else None
 
     @classmethod
     def of(cls, day: date, figure: Availability) -> DayTimes:
         """Copy the availability engine's figure for ``day``."""
         return cls(
-            day,
             figure.start,
             figure.end,
             figure.up_s,
@@ -95,6 +77,7 @@ class DayTimes:
             figure.down_s,
             figure.unknown_s,
             figure.maintenance_s,
+            day=day,
         )
 
 
@@ -268,9 +251,13 @@ def days_of(
     else:
         stmt = stmt.where((a.target_id == SITE) | (a.local_date >= targets_from))
     out: dict[str, dict[str, dict[date, DayTimes]]] = {s: defaultdict(dict) for s in sites}
-    for site_id, target_id, day, *rest in session.execute(stmt):
+    for site_id, target_id, day, start, end, up, degraded, down, unknown, maint in session.execute(
+        stmt
+    ):
         if first[site_id] <= day <= last[site_id]:
-            out[site_id][target_id][day] = DayTimes(day, *rest)
+            out[site_id][target_id][day] = DayTimes(
+                start, end, up, degraded, down, unknown, maint, day=day
+            )
     missing: dict[str, list[date]] = {}
     for site_id in sites:
         wanted = [
