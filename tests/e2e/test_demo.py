@@ -45,18 +45,16 @@ def _get_when_ready(url: str, proc: subprocess.Popen[str], *, until: float) -> h
     pytest.fail(f"{url} never answered 200 while the demo ran")
 
 
-def test_demo_runs_seven_sites_end_to_end(tmp_path: Path) -> None:
-    port = _free_port()
-    data_dir = tmp_path / "demo-data"
-    started = time.monotonic()
-    proc = subprocess.Popen(
+def _start_demo(port: int, data_dir: Path, *, duration_s: int) -> subprocess.Popen[str]:
+    """Start the real ``linkwatch demo`` (``python -m monitor``), output captured as text."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "monitor",
             "demo",
             "--duration",
-            "25",
+            str(duration_s),
             "--port",
             str(port),
             "--data-dir",
@@ -66,6 +64,13 @@ def test_demo_runs_seven_sites_end_to_end(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def test_demo_runs_seven_sites_end_to_end(tmp_path: Path) -> None:
+    port = _free_port()
+    data_dir = tmp_path / "demo-data"
+    started = time.monotonic()
+    proc = _start_demo(port, data_dir, duration_s=25)
     try:
         base = f"http://127.0.0.1:{port}"
         # Let every agent upload a few rounds, then read what a technician and Prometheus see.
@@ -115,23 +120,7 @@ def test_demo_stops_cleanly_on_a_burst_of_signals(tmp_path: Path) -> None:
     # twice: a handler that took a lock the main thread held deadlocked the demo (seen 1 in
     # 4 runs under `timeout`). Every signal of the burst must still end in a clean stop.
     port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "monitor",
-            "demo",
-            "--duration",
-            "120",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path / "demo-data"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _start_demo(port, tmp_path / "demo-data", duration_s=120)
     try:
         _get_when_ready(f"http://127.0.0.1:{port}/readyz", proc, until=time.monotonic() + 30)
         for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM, signal.SIGINT):
